@@ -1,0 +1,81 @@
+"""Fixtures that run real servers on loopback and stop them afterwards."""
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunningServer:
+    url: str
+    process: asyncio.subprocess.Process
+    log_path: Path
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "ws"
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    async def stop(self, timeout: float = 15.0) -> int:
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), timeout)
+
+
+StartServer = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
+    """Start `python server.py` on a free loopback port with the given settings (as CLI options)."""
+    servers: list[RunningServer] = []
+
+    async def start(env: dict[str, str] | None = None, **settings: object) -> RunningServer:
+        args = [sys.executable, str(REPO / "server.py"), "--host", "127.0.0.1", "--port", "0"]
+        settings.setdefault("tts", "tone")
+        for name, value in settings.items():
+            args += ["--" + name.replace("_", "-"), str(value)]
+        log_path = tmp_path / f"server-{len(servers)}.log"
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log_path.open("w"),
+            env={**os.environ, **(env or {})},
+        )
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 30)
+        if not line:
+            raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+        server = RunningServer(line.decode().split()[-1], process, log_path)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.process.returncode is None:
+            server.process.kill()
+            await server.process.wait()
+
+
+@pytest.fixture
+async def server(start_server: StartServer) -> RunningServer:
+    """A server with the `tone` provider."""
+    return await start_server()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -1,0 +1,128 @@
+"""Settings: one object, read from VOICE_RTC_* environment variables, overridden on the command
+line (`--port 9000` for VOICE_RTC_PORT), validated before the server starts.
+
+The defaults run a working demo on 127.0.0.1 with no setup.
+"""
+
+import argparse
+import dataclasses
+import ipaddress
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+ENV_PREFIX = "VOICE_RTC_"
+TTS_PROVIDERS = ("espeak", "tone")
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tts: str = "espeak"
+    espeak_voice: str = "en-us"
+    espeak_words_per_minute: int = 175
+    tone_frequency_hz: float = 440.0
+    ice_servers: str = ""
+    ice_host_addresses: str = ""
+    max_sessions: int = 200
+    max_queued_utterances: int = 16
+    max_text_chars: int = 2000
+    max_message_bytes: int = 65536
+    max_sdp_bytes: int = 16384
+    log_level: str = "INFO"
+
+    @property
+    def ice_server_urls(self) -> list[str]:
+        return _split(self.ice_servers)
+
+    @property
+    def host_addresses(self) -> list[str] | None:
+        """Addresses to offer as ICE host candidates; None means every interface."""
+        if self.ice_host_addresses:
+            return _split(self.ice_host_addresses)
+        if self.host in ("0.0.0.0", "::", ""):
+            return None
+        return [self.host]
+
+    def validate(self) -> "Settings":
+        problems = []
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port {self.port} is not in 0-65535")
+        if self.tts not in TTS_PROVIDERS:
+            problems.append(f"tts {self.tts!r} is not one of {', '.join(TTS_PROVIDERS)}")
+        for name in (
+            "max_sessions",
+            "max_queued_utterances",
+            "max_text_chars",
+            "espeak_words_per_minute",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.max_message_bytes < 1024 or self.max_sdp_bytes < 1024:
+            problems.append("max_message_bytes and max_sdp_bytes must be at least 1024")
+        if logging.getLevelName(self.log_level.upper()) not in range(0, 60, 10):
+            problems.append(f"log_level {self.log_level!r} is not a logging level")
+        for address in self.host_addresses or []:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                problems.append(f"ice_host_addresses: {address!r} is not an IP address")
+        for url in self.ice_server_urls:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                problems.append(f"ice_servers: {url!r} is not a stun:, turn: or turns: URL")
+        if problems:
+            raise SettingsError("; ".join(problems))
+        return self
+
+
+HELP = {
+    "host": "address to listen on",
+    "port": "port to listen on",
+    "tts": f"speech provider: {', '.join(TTS_PROVIDERS)}",
+    "espeak_voice": "eSpeak NG voice name",
+    "espeak_words_per_minute": "eSpeak NG speaking rate",
+    "tone_frequency_hz": "frequency of the tone provider when the text names none",
+    "ice_servers": "comma-separated STUN/TURN URLs handed to both peers (none by default)",
+    "ice_host_addresses": "comma-separated IPs the server offers as ICE host candidates "
+    "(default: the listen address, or every interface when it listens on all)",
+    "max_sessions": "sessions open at once on this process",
+    "max_queued_utterances": "utterances queued per session",
+    "max_text_chars": "characters in one speak request",
+    "max_message_bytes": "bytes in one signaling message",
+    "max_sdp_bytes": "bytes in one SDP offer",
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _convert(name: str, kind: type, raw: str) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a valid {kind.__name__}") from None
+
+
+def load_settings(env: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
+    """Defaults, then VOICE_RTC_* from `env`, then command-line options; validated."""
+    kinds = {f.name: type(f.default) for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _convert(ENV_PREFIX + name.upper(), kind, raw)
+    parser = argparse.ArgumentParser(description="voice-rtc media server")
+    for name in kinds:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=str, help=HELP[name])
+    for name, raw in vars(parser.parse_args(list(argv))).items():
+        if raw is not None:
+            values[name] = _convert("--" + name.replace("_", "-"), kinds[name], raw)
+    return dataclasses.replace(Settings(), **values).validate()

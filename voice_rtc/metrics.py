@@ -1,0 +1,18 @@
+"""Prometheus metrics. Labels take few values (transport, provider, code): never a session id."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ACTIVE_SESSIONS = Gauge("voice_rtc_active_sessions", "Sessions open on this process")
+FRAMES_SENT = Counter(
+    "voice_rtc_audio_frames_sent_total",
+    "20 ms audio frames sent to listeners",
+    ["transport", "kind"],
+)
+PACING_LATENESS = Histogram(
+    "voice_rtc_pacing_lateness_seconds",
+    "How late each frame left the pacer after its deadline",
+    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.04, 0.1, 0.25, 1.0),
+)
+SIGNALING_ERRORS = Counter(
+    "voice_rtc_signaling_errors_total", "Error messages sent to clients", ["code"]
+)

@@ -1,0 +1,50 @@
+"""A deterministic test signal standing in for speech: a sine tone.
+
+The text says what to play: a frequency like `660hz` and a duration like `1.5s` or `300ms`
+anywhere in it; otherwise the default frequency, for 60 ms per character of text (so longer
+text gives longer audio, as with speech).
+"""
+
+import re
+from collections.abc import AsyncIterator
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+
+_FREQUENCY = re.compile(r"(\d+(?:\.\d+)?)\s*hz\b", re.IGNORECASE)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
+SECONDS_PER_CHAR = 0.06
+AMPLITUDE = 0.5
+# An odd chunk size on purpose: it exercises the playout's re-chunking into 882-byte frames.
+CHUNK_SAMPLES = 1000
+
+
+def tone_spec(text: str, default_frequency_hz: float) -> tuple[float, float]:
+    """(frequency Hz, duration s) that `text` asks for."""
+    frequency = _FREQUENCY.search(text)
+    duration = _DURATION.search(text)
+    hz = float(frequency.group(1)) if frequency else default_frequency_hz
+    if duration:
+        seconds = float(duration.group(1)) / (1000 if duration.group(2).lower() == "ms" else 1)
+    else:
+        seconds = max(0.2, SECONDS_PER_CHAR * len(text.strip()))
+    return hz, seconds
+
+
+class ToneProvider:
+    name = "tone"
+
+    def __init__(self, default_frequency_hz: float = 440.0) -> None:
+        self._default_frequency_hz = default_frequency_hz
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        hz, seconds = tone_spec(text, self._default_frequency_hz)
+        total = round(seconds * SAMPLE_RATE)
+        for start in range(0, total, CHUNK_SAMPLES):
+            n = np.arange(start, min(start + CHUNK_SAMPLES, total))
+            wave = AMPLITUDE * 32767 * np.sin(2 * np.pi * hz * n / SAMPLE_RATE)
+            yield wave.astype("<i2").tobytes()
+
+    async def close(self) -> None:
+        pass
