@@ -11,7 +11,23 @@ FRAMES_SENT = Counter(
 PACING_LATENESS = Histogram(
     "voice_rtc_pacing_lateness_seconds",
     "How late each frame left the pacer after its deadline",
-    buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.04, 0.1, 0.25, 1.0),
+    buckets=(
+        0.0001,
+        0.00025,
+        0.0005,
+        0.001,
+        0.002,
+        0.003,
+        0.005,
+        0.0075,
+        0.01,
+        0.015,
+        0.02,
+        0.04,
+        0.1,
+        0.25,
+        1.0,
+    ),
 )
 SIGNALING_ERRORS = Counter(
     "voice_rtc_signaling_errors_total", "Error messages sent to clients", ["code"]
