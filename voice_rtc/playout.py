@@ -159,16 +159,18 @@ class Playout:
             async for chunk in self._tts.synthesize(utterance.text):
                 for frame in reframer.push(chunk):
                     await self._wait_for_room()
-                    utterance.frames.append(frame)
-                    self._buffered += 1
-            for frame in reframer.flush():
-                utterance.frames.append(frame)
-                self._buffered += 1
+                    self._append(utterance, frame)
         except Exception:
-            log.exception("tts failed", extra={"event": "tts_failed", "utterance_id": utterance.id})
-            utterance.failed = True
+            log.exception("tts_failed", extra={"utterance_id": utterance.id})
+            utterance.failed = True  # play what was made; the end event says it failed
         finally:
             utterance.synthesized = True
+        for frame in reframer.flush():
+            self._append(utterance, frame)
+
+    def _append(self, utterance: _Utterance, frame: bytes) -> None:
+        utterance.frames.append(frame)
+        self._buffered += 1
 
     async def _wait_for_room(self) -> None:
         while self._buffered >= self._max_buffered_frames:

@@ -103,7 +103,7 @@ def _check_offer(sdp: str, max_bytes: int) -> None:
     try:
         description = SessionDescription.parse(sdp)
     except Exception as exc:
-        raise InvalidOffer(f"the offer does not parse: {exc}") from None
+        raise InvalidOffer(f"the offer does not parse ({type(exc).__name__}: {exc})") from None
     receives_audio = any(
         m.kind == "audio" and m.direction in (None, "sendrecv", "recvonly")
         for m in description.media

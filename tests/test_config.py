@@ -1,0 +1,44 @@
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from voice_rtc.config import Settings, SettingsError, load_settings
+
+
+def test_defaults_run_a_loopback_demo_with_the_embedded_voice() -> None:
+    settings = load_settings({})
+    assert (settings.host, settings.port, settings.tts) == ("127.0.0.1", 8080, "espeak")
+    assert settings.ice_server_urls == []  # no public STUN server unless configured
+    assert settings.host_addresses == ["127.0.0.1"]
+
+
+def test_environment_then_command_line() -> None:
+    env = {"VOICE_RTC_PORT": "9000", "VOICE_RTC_TTS": "tone", "VOICE_RTC_HOST": "0.0.0.0"}
+    settings = load_settings(env, ["--port", "9100", "--ice-servers", "stun:stun.example.org"])
+    assert (settings.port, settings.tts) == (9100, "tone")
+    assert settings.host_addresses is None  # all interfaces
+    assert settings.ice_server_urls == ["stun:stun.example.org"]
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"VOICE_RTC_PORT": "eighty"}, "VOICE_RTC_PORT: 'eighty' is not a valid int"),
+        ({"VOICE_RTC_PORT": "70000"}, "port 70000"),
+        ({"VOICE_RTC_TTS": "siri"}, "tts 'siri' is not one of"),
+        ({"VOICE_RTC_ICE_SERVERS": "http://x"}, "is not a stun:, turn: or turns: URL"),
+        ({"VOICE_RTC_ICE_HOST_ADDRESSES": "example.org"}, "is not an IP address"),
+        ({"VOICE_RTC_LOG_LEVEL": "chatty"}, "not a logging level"),
+    ],
+)
+def test_bad_settings_are_refused_with_what_is_wrong(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(problem)):
+        load_settings(env)
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    missing = [f.name for f in fields(Settings) if f"VOICE_RTC_{f.name.upper()}" not in readme]
+    assert not missing, f"settings missing from the README's table: {missing}"

@@ -1,0 +1,172 @@
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from voice_rtc.audio import FRAME_BYTES
+from voice_rtc.playout import (
+    EndReason,
+    Frame,
+    Playout,
+    PlayoutEvent,
+    PlayoutFull,
+    UtteranceEnded,
+    UtteranceStarted,
+)
+from voice_rtc.tts.tone import ToneProvider
+
+
+class ScriptedProvider:
+    """Yields `chunks` chunks of `size` bytes per text; records how far each synthesis got."""
+
+    name = "scripted"
+
+    def __init__(self, chunks: int = 10, size: int = 1000, fail_after: int | None = None) -> None:
+        self.chunks, self.size, self.fail_after = chunks, size, fail_after
+        self.yielded: dict[str, int] = {}
+        self.closed: list[str] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        self.yielded[text] = 0
+        try:
+            for i in range(self.chunks):
+                if self.fail_after is not None and i == self.fail_after:
+                    raise RuntimeError("provider broke")
+                yield bytes([i % 251 + 1]) * self.size
+                self.yielded[text] += 1
+                await asyncio.sleep(0)
+        finally:
+            self.closed.append(text)
+
+    async def close(self) -> None:
+        pass
+
+
+async def play_all(playout: Playout, limit: int = 10_000) -> list[Frame]:
+    """Pull frames as the pacer would, letting synthesis run between pulls, until idle."""
+    frames: list[Frame] = []
+    for _ in range(limit):
+        frame = playout.next_frame()
+        if frame is not None:
+            frames.append(frame)
+        elif playout.idle:
+            return frames
+        await asyncio.sleep(0)
+    raise AssertionError("playout never went idle")
+
+
+async def test_frames_are_exact_numbered_and_in_order() -> None:
+    events: list[PlayoutEvent] = []
+    playout = Playout(ToneProvider(), events.append)
+    first = playout.enqueue("440hz 1s")  # 22050 samples: 50 whole frames
+    second = playout.enqueue("660hz 0.51s")  # 11246 samples: 25.5 frames -> 26, last padded
+    frames = await play_all(playout)
+
+    assert all(len(f.pcm) == FRAME_BYTES for f in frames)
+    assert [f.seq for f in frames] == list(range(76))
+    assert [(f.utterance_id, f.index) for f in frames] == [(first, i) for i in range(50)] + [
+        (second, i) for i in range(26)
+    ]
+    assert frames[-1].pcm[(11246 - 25 * 441) * 2 :] == bytes(FRAME_BYTES - (11246 - 25 * 441) * 2)
+    assert events == [
+        UtteranceStarted(first, 0),
+        UtteranceEnded(first, 50, EndReason.DONE),
+        UtteranceStarted(second, 50),
+        UtteranceEnded(second, 26, EndReason.DONE),
+    ]
+
+
+async def test_the_frames_carry_exactly_what_the_provider_made() -> None:
+    provider = ToneProvider()
+    expected = b"".join([chunk async for chunk in provider.synthesize("500hz 0.3s")])
+    playout = Playout(provider, lambda _e: None)
+    playout.enqueue("500hz 0.3s")
+    frames = await play_all(playout)
+    assert b"".join(f.pcm for f in frames)[: len(expected)] == expected
+
+
+async def test_idle_playout_gives_silence() -> None:
+    playout = Playout(ToneProvider(), lambda _e: None)
+    assert playout.next_frame() is None and playout.idle
+
+
+async def test_cancel_drops_the_current_utterance_and_the_queue_and_stops_synthesis() -> None:
+    events: list[PlayoutEvent] = []
+    provider = ScriptedProvider(chunks=1000)
+    playout = Playout(provider, events.append)
+    current = playout.enqueue("current")
+    queued = playout.enqueue("queued")
+    for _ in range(5):
+        await asyncio.sleep(0)
+    played = [f for f in (playout.next_frame() for _ in range(3)) if f]
+    assert len(played) == 3
+
+    assert playout.cancel() == [current, queued]
+    assert playout.next_frame() is None and playout.idle
+    assert events[-2:] == [
+        UtteranceEnded(current, 3, EndReason.CANCELLED),
+        UtteranceEnded(queued, 0, EndReason.CANCELLED),
+    ]
+    await asyncio.sleep(0)
+    assert provider.closed == ["current"]  # the provider's iterator was closed, not left running
+    assert provider.yielded["current"] < 1000 and "queued" not in provider.yielded
+
+    # The next utterance starts clean, from its first frame.
+    after = playout.enqueue("after")
+    frames = await play_all(playout)
+    assert frames[0].utterance_id == after and frames[0].index == 0
+    assert frames[0].seq == 3  # the session-wide sequence carries on
+    await playout.close()
+
+
+async def test_queue_and_buffer_are_bounded() -> None:
+    provider = ScriptedProvider(chunks=1000, size=FRAME_BYTES)
+    playout = Playout(provider, lambda _e: None, max_queued=2, max_buffered_frames=40)
+    playout.enqueue("a")
+    playout.enqueue("b")
+    with pytest.raises(PlayoutFull):
+        playout.enqueue("c")
+    for _ in range(200):
+        await asyncio.sleep(0)
+    # Synthesis stopped at the buffer bound and waits for playback to make room.
+    assert provider.yielded["a"] <= 41
+    for _ in range(10):
+        playout.next_frame()
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert 41 < provider.yielded["a"] <= 51
+    await playout.close()
+    assert playout.idle
+
+
+async def test_a_failing_provider_ends_the_utterance_and_the_next_one_still_plays() -> None:
+    events: list[PlayoutEvent] = []
+    playout = Playout(ScriptedProvider(chunks=10, fail_after=4), events.append)
+    broken = playout.enqueue("broken")
+    frames = await play_all(playout)
+    assert UtteranceEnded(broken, len(frames), EndReason.FAILED) in events
+    assert len(frames) == 4 * 1000 // FRAME_BYTES + 1  # what was made before the failure
+    playout._tts = ToneProvider()  # the provider recovers
+    fine = playout.enqueue("0.2s")
+    assert len(await play_all(playout)) == 10
+    assert events[-1] == UtteranceEnded(fine, 10, EndReason.DONE)
+
+
+async def test_synthesis_falling_behind_counts_an_underrun() -> None:
+    release = asyncio.Event()
+
+    class Stalling(ScriptedProvider):
+        async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+            yield bytes(FRAME_BYTES * 2)
+            await release.wait()
+            yield bytes(FRAME_BYTES)
+
+    playout = Playout(Stalling(), lambda _e: None)
+    playout.enqueue("x")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert playout.next_frame() is not None and playout.next_frame() is not None
+    assert playout.next_frame() is None  # silence while synthesis is behind
+    assert playout.underruns == 1
+    release.set()
+    assert len(await play_all(playout)) == 1
