@@ -1,0 +1,101 @@
+"""Headless Chromium as a listener: launching it, and measuring what a page hears."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from playwright.async_api import Browser, Page, async_playwright
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's: `playwright install` cannot download one here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+    # Without it Chromium gathers no 127.0.0.1 candidate and ICE never starts on loopback.
+    "--allow-loopback-in-peer-connection",
+]
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def chromium(args: list[str] = CHROMIUM_ARGS) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def echo_console(page: Page) -> None:
+    """Print the page's console and uncaught errors; pytest shows them with a failing test."""
+    page.on("console", lambda message: print(f"[browser {message.type}] {message.text}"))
+    page.on("pageerror", lambda error: print(f"[browser uncaught] {error}"))
+
+
+async def poll(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float) -> T:
+    """Call `probe` until `done` holds for its result or `timeout` seconds pass; the last result.
+
+    The caller asserts on it, so a timeout fails showing the value last seen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await probe()
+        if done(result) or time.monotonic() >= deadline:
+            return result
+        await asyncio.sleep(0.1)
+
+
+async def client_stats(page: Page) -> dict[str, Any]:
+    """The page's `voiceClient.stats()`; fields not known yet are absent."""
+    stats: dict[str, Any] = await page.evaluate("voiceClient.stats()")
+    return stats
+
+
+@dataclass
+class Peak:
+    hz: float
+    bin_hz: float  # the FFT's resolution
+    db: float
+
+
+async def analyse_received_audio(page: Page) -> None:
+    """Feed the stream the page receives into an AnalyserNode (window.testAnalyser)."""
+    await page.evaluate(
+        """async () => {
+            const context = new AudioContext();
+            // 8192 points at 44.1 or 48 kHz: bins of 5.4 or 5.9 Hz. Chromium feeds a remote
+            // WebRTC stream to WebAudio only while a media element plays it too; the
+            // client's audio element does.
+            const analyser = new AnalyserNode(context, { fftSize: 8192, smoothingTimeConstant: 0 });
+            context.createMediaStreamSource(voiceClient.remoteStream).connect(analyser);
+            window.testAnalyser = analyser;
+            await context.resume();
+        }"""
+    )
+
+
+async def spectrum_peak(page: Page) -> Peak:
+    """The loudest bin of the received audio's spectrum right now."""
+    peak: dict[str, float] = await page.evaluate(
+        """() => {
+            const spectrum = new Float32Array(testAnalyser.frequencyBinCount);
+            testAnalyser.getFloatFrequencyData(spectrum);
+            let loudest = 0;
+            for (let i = 1; i < spectrum.length; i++) {
+                if (spectrum[i] > spectrum[loudest]) loudest = i;
+            }
+            const binHz = testAnalyser.context.sampleRate / testAnalyser.fftSize;
+            return { hz: loudest * binHz, bin_hz: binHz, db: spectrum[loudest] };
+        }"""
+    )
+    return Peak(**peak)
