@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.endpoint import SignalingEndpoint
 from voice_rtc import metrics
+from voice_rtc.audio import FRAME_MS
 from voice_rtc.config import Settings, SettingsError, load_settings
 from voice_rtc.errors import error_table
 from voice_rtc.health import health_routes
@@ -25,7 +26,12 @@ CLIENT_DIR = Path(__file__).parent / "client"
 def build_app(settings: Settings) -> web.Application:
     app = web.Application()
     tts = create_provider(settings)
-    sessions = SessionRegistry(tts, settings.max_sessions, settings.max_queued_utterances)
+    sessions = SessionRegistry(
+        tts,
+        settings.max_sessions,
+        settings.max_queued_utterances,
+        resume_window_frames=settings.resume_window_ms // FRAME_MS,
+    )
     sessions.on_change = metrics.ACTIVE_SESSIONS.set
     endpoint = SignalingEndpoint(settings, sessions)
     use_host_addresses(settings.host_addresses)

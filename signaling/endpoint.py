@@ -2,12 +2,14 @@
 
 A `Connection` reads one message at a time, validates it and acts on the client's session; a
 bad message gets an `error` reply with a stable code and the connection carries on. Nothing a
-client sends reaches another client's session.
+client sends reaches another client's session. The connection controls a session until it
+closes; the session then waits out its grace period for the client to resume it.
 """
 
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -17,8 +19,9 @@ from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
 from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body
 from voice_rtc.playout import PlayoutEvent, PlayoutFull, UtteranceEnded, UtteranceStarted
-from voice_rtc.session import Session, SessionLimitReached, SessionRegistry
+from voice_rtc.session import PlayedPosition, Session, SessionLimitReached, SessionRegistry
 from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer, ice_configuration
+from voice_rtc.transports.websocket import CODEC_LABELS, Codec, WebSocketAudio
 
 from .messages import (
     PROTOCOL_VERSION,
@@ -27,8 +30,11 @@ from .messages import (
     Hello,
     Offer,
     Ping,
+    Position,
+    PositionReport,
     ProtocolError,
     Speak,
+    Transport,
     message,
     parse_client_message,
 )
@@ -38,6 +44,10 @@ log = logging.getLogger(__name__)
 # aiohttp closes the socket (1009) past its own cap; below it we answer MESSAGE_TOO_LARGE and
 # keep the connection, so the cap sits well above our limit.
 _HARD_CAP_FACTOR = 4
+CLOSE_REPLACED = 4001  # the session was resumed on another connection: do not reconnect
+CLOSE_HEARTBEAT_TIMEOUT = 4002  # the client went silent: reconnect if you are still there
+RECONNECT_BASE_MS = 1000
+RECONNECT_CAP_MS = 30000
 
 
 class SignalingEndpoint:
@@ -72,12 +82,14 @@ class Connection:
         self._sessions = sessions
         self._send_lock = asyncio.Lock()
         self._session: Session | None = None
-        self._peer: WebRTCPeer | None = None
-        self._event_forwarder: asyncio.Task[None] | None = None
+        self._last_heard = time.monotonic()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     async def run(self) -> None:
+        self._spawn(self._watch_heartbeat(), "heartbeat-watchdog")
         try:
             async for msg in self._ws:
+                self._last_heard = time.monotonic()
                 if msg.type == WSMsgType.TEXT:
                     await self._receive(msg.data)
                 elif msg.type == WSMsgType.BINARY:
@@ -88,6 +100,12 @@ class Connection:
                     log.info("socket_error", extra={"error": str(self._ws.exception())})
         finally:
             await self._close()
+
+    async def replaced(self) -> None:
+        """The client resumed its session on another connection."""
+        self._stop_tasks()
+        self._session = None
+        await self._ws.close(code=CLOSE_REPLACED, message=b"session resumed elsewhere")
 
     async def _receive(self, raw: str) -> None:
         size = len(raw.encode())
@@ -113,12 +131,16 @@ class Connection:
         session = self._session
         if session is None:
             raise ProtocolError(ErrorCode.HELLO_REQUIRED, f"{msg.type} before hello")
-        if isinstance(msg, Offer):
-            await self._offer(session, msg)
+        if isinstance(msg, PositionReport):
+            session.report_position(_played(msg))
         elif isinstance(msg, Speak):
             await self._speak(session, msg)
         elif isinstance(msg, Cancel):
             session.cancel()
+        elif isinstance(msg, Offer):
+            await self._offer(session, msg)
+        elif isinstance(msg, Transport):
+            await self._use_websocket_audio(session, Codec.from_label(msg.codec))
 
     async def _hello(self, msg: Hello) -> None:
         if self._session is not None:
@@ -128,51 +150,105 @@ class Connection:
                 ErrorCode.UNSUPPORTED_VERSION,
                 f"version {msg.version}; this server speaks {PROTOCOL_VERSION}",
             )
-        try:
-            session = self._sessions.create()
-        except SessionLimitReached as exc:
-            raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc)) from None
+        if msg.resume is not None:
+            session = self._sessions.by_resume_token(msg.resume)
+            if session is None:
+                raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, "no session has that resume token")
+        else:
+            try:
+                session = self._sessions.create()
+            except SessionLimitReached as exc:
+                raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc)) from None
+        previous = session.attach(self)
+        if msg.position is not None:
+            session.report_position(_played(msg.position))
+        await session.set_audio(None)  # the client negotiates a new transport after welcome
+        if isinstance(previous, Connection):
+            await previous.replaced()
         self._session = session
-        self._event_forwarder = asyncio.create_task(self._forward_events(session), name="events")
+        self._spawn(self._forward_events(session, msg.last_event), "events")
+        if msg.resume is not None:
+            metrics.RESUMES.inc()
+            log.info("session_resumed", extra={"session_id": session.id})
+        await self._send(self._welcome(session, resumed=msg.resume is not None))
+
+    def _welcome(self, session: Session, resumed: bool) -> dict[str, Any]:
         settings = self._settings
-        await self._send(
-            message(
-                "welcome",
-                version=PROTOCOL_VERSION,
-                session_id=session.id,
-                resume_token=session.resume_token,
-                ice_servers=[{"urls": url} for url in settings.ice_server_urls],
-                audio={"sample_rate": SAMPLE_RATE, "channels": CHANNELS, "frame_ms": FRAME_MS},
-                limits={
-                    "max_text_chars": settings.max_text_chars,
-                    "max_message_bytes": settings.max_message_bytes,
-                    "max_queued_utterances": settings.max_queued_utterances,
-                },
-            )
+        return message(
+            "welcome",
+            version=PROTOCOL_VERSION,
+            session_id=session.id,
+            resume_token=session.resume_token,
+            resumed=resumed,
+            ice_servers=[{"urls": url} for url in settings.ice_server_urls],
+            audio={"sample_rate": SAMPLE_RATE, "channels": CHANNELS, "frame_ms": FRAME_MS},
+            codecs=list(CODEC_LABELS),
+            transport=settings.transport,
+            limits={
+                "max_text_chars": settings.max_text_chars,
+                "max_message_bytes": settings.max_message_bytes,
+                "max_queued_utterances": settings.max_queued_utterances,
+            },
+            heartbeat={
+                "interval_ms": round(settings.heartbeat_interval_s * 1000),
+                "timeout_ms": round(settings.heartbeat_timeout_s * 1000),
+            },
+            position_interval_ms=settings.position_interval_ms,
+            reconnect={
+                "base_ms": RECONNECT_BASE_MS,
+                "cap_ms": RECONNECT_CAP_MS,
+                "max_attempts": settings.reconnect_max_attempts,
+            },
+            fallback={
+                "ice_timeout_ms": settings.ice_timeout_ms,
+                "loss_percent": settings.fallback_loss_percent,
+                "loss_window_s": settings.fallback_loss_window_s,
+            },
+            grace_ms=round(settings.session_grace_s * 1000),
         )
 
     async def _offer(self, session: Session, msg: Offer) -> None:
-        await self._close_peer()  # a new offer replaces the listener's previous connection
+        if self._settings.transport == "websocket":
+            raise ProtocolError(
+                ErrorCode.TRANSPORT_NOT_ALLOWED, "this server streams over WebSocket"
+            )
         peer = WebRTCPeer(
             session, ice_configuration(self._settings.ice_server_urls), self._settings.max_sdp_bytes
         )
-        peer.on_state = lambda state: log.info(
-            "webrtc_state", extra={"session_id": session.id, "state": state}
-        )
+        peer.on_state = lambda state: self._on_webrtc_state(session, peer, state)
         try:
             answer = await peer.answer(msg.sdp)
         except InvalidOffer as exc:
             await peer.close()
             raise ProtocolError(ErrorCode.INVALID_SDP, str(exc)) from None
-        self._peer = peer
-        await self._send(message("answer", sdp=answer))
+        transport_id = await session.set_audio(peer)  # replaces any previous transport
+        await self._send(message("answer", sdp=answer, transport_id=transport_id))
+
+    def _on_webrtc_state(self, session: Session, peer: WebRTCPeer, state: str) -> None:
+        log.info("webrtc_state", extra={"session_id": session.id, "state": state})
+        if state == "failed" and session.audio is peer:
+            self._spawn(session.set_audio(None), "webrtc-failed")
+
+    async def _use_websocket_audio(self, session: Session, codec: Codec) -> None:
+        if self._settings.transport == "webrtc":
+            raise ProtocolError(ErrorCode.TRANSPORT_NOT_ALLOWED, "this server streams over WebRTC")
+        audio = WebSocketAudio(session, self._send_binary, codec)
+        # The reply goes out before set_audio starts the frames, so it comes first.
+        await self._send(
+            message(
+                "transport",
+                mode="websocket",
+                codec=codec.label,
+                transport_id=session.next_transport_id,
+            )
+        )
+        await session.set_audio(audio)
 
     async def _speak(self, session: Session, msg: Speak) -> None:
         limit = self._settings.max_text_chars
         if len(msg.text) > limit:
-            raise ProtocolError(
-                ErrorCode.TEXT_TOO_LONG, f"{len(msg.text)} characters; the limit is {limit}"
-            )
+            detail = f"{len(msg.text)} characters; the limit is {limit}"
+            raise ProtocolError(ErrorCode.TEXT_TOO_LONG, detail)
         if not msg.text.strip():
             raise ProtocolError(ErrorCode.INVALID_FIELD, "speak.text: the text is empty")
         try:
@@ -181,9 +257,25 @@ class Connection:
             raise ProtocolError(ErrorCode.QUEUE_FULL, str(exc)) from None
         await self._send(message("queued", utterance_id=utterance_id, ref=msg.ref))
 
-    async def _forward_events(self, session: Session) -> None:
+    async def _forward_events(self, session: Session, last_sent: int) -> None:
         while True:
-            await self._send(_event_message(await session.events.get()))
+            for event_id, event in await session.events_after(last_sent):
+                await self._send({**_event_message(event), "event_id": event_id})
+                last_sent = event_id
+
+    async def _watch_heartbeat(self) -> None:
+        """A client silent for two heartbeat intervals plus the timeout is gone."""
+        settings = self._settings
+        dead_after = 2 * settings.heartbeat_interval_s + settings.heartbeat_timeout_s
+        while True:
+            silent = time.monotonic() - self._last_heard
+            if silent >= dead_after:
+                log.info(
+                    "heartbeat_timeout", extra={"session_id": self._session_id, "silent_s": silent}
+                )
+                await self._ws.close(code=CLOSE_HEARTBEAT_TIMEOUT, message=b"heartbeat timeout")
+                return
+            await asyncio.sleep(min(dead_after - silent, settings.heartbeat_interval_s) + 0.01)
 
     async def _send_error(self, code: ErrorCode, detail: str = "") -> None:
         metrics.SIGNALING_ERRORS.labels(code.value).inc()
@@ -202,21 +294,38 @@ class Connection:
             except ConnectionError:
                 pass  # the reader sees the close and cleans up
 
-    async def _close_peer(self) -> None:
-        peer, self._peer = self._peer, None
-        if peer is not None:
-            await peer.close()
+    async def _send_binary(self, data: bytes) -> None:
+        if self._ws.closed:
+            return
+        async with self._send_lock:
+            try:
+                await self._ws.send_bytes(data)
+            except ConnectionError:
+                pass
+
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stop_tasks(self) -> None:
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
 
     async def _close(self) -> None:
-        if self._event_forwarder is not None:
-            self._event_forwarder.cancel()
-        await self._close_peer()
-        if self._session is not None:
-            await self._sessions.close(self._session)
+        self._stop_tasks()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.detach(self, self._settings.session_grace_s)
 
     @property
     def _session_id(self) -> str | None:
         return self._session.id if self._session else None
+
+
+def _played(position: Position) -> PlayedPosition:
+    return PlayedPosition(position.transport_id, position.seq, position.rtp_timestamp)
 
 
 def _event_message(event: PlayoutEvent) -> dict[str, Any]:

@@ -17,9 +17,35 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Position(_Message):
+    """What the listener has played on the transport `transport_id` (from `answer` or
+    `transport`): `seq` of a WebSocket frame, or the RTP timestamp of the last WebRTC packet
+    played (a browser's RTCRtpReceiver.getSynchronizationSources()[0].rtpTimestamp).
+    """
+
+    transport_id: int = Field(ge=1)
+    seq: int | None = Field(default=None, ge=0)
+    rtp_timestamp: int | None = Field(default=None, ge=0, lt=2**32)
+
+
 class Hello(_Message):
     type: Literal["hello"]
     version: int
+    resume: str | None = Field(default=None, max_length=128)  # a resume token from `welcome`
+    position: Position | None = None  # the last thing played before the connection dropped
+    last_event: int = Field(default=0, ge=0)  # the last event_id received, when resuming
+
+
+class PositionReport(Position):
+    type: Literal["position"]
+
+
+class Transport(_Message):
+    """Switch this session's audio to the signaling socket (WebRTC switches by `offer`)."""
+
+    type: Literal["transport"]
+    mode: Literal["websocket"]
+    codec: Literal["pcm_s16le", "mulaw"] = "pcm_s16le"
 
 
 class Offer(_Message):
@@ -42,7 +68,10 @@ class Ping(_Message):
     ts: float
 
 
-ClientMessage = Annotated[Hello | Offer | Speak | Cancel | Ping, Field(discriminator="type")]
+ClientMessage = Annotated[
+    Hello | Offer | Speak | Cancel | Ping | PositionReport | Transport,
+    Field(discriminator="type"),
+]
 _client_message: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 

@@ -170,3 +170,54 @@ async def test_synthesis_falling_behind_counts_an_underrun() -> None:
     assert playout.underruns == 1
     release.set()
     assert len(await play_all(playout)) == 1
+
+
+async def synthesized(playout: Playout) -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_rewind_replays_exactly_what_was_not_acknowledged() -> None:
+    playout = Playout(ToneProvider(), lambda _e: None)
+    playout.enqueue("1s")
+    await synthesized(playout)
+    sent = [playout.next_frame() for _ in range(30)]
+    playout.acknowledge(19)  # the listener played 0-19; 20-29 were lost with the transport
+    assert playout.rewind() == 10
+    rest = await play_all(playout)
+    assert [f.seq for f in rest] == list(range(20, 50))  # nothing skipped, nothing repeated
+    assert rest[:10] == sent[20:]  # the very same frames
+
+
+async def test_a_listener_that_stops_acknowledging_gets_silence_after_one_window() -> None:
+    playout = Playout(ToneProvider(), lambda _e: None, resume_window=25)
+    playout.enqueue("2s")
+    await synthesized(playout)
+    playout.next_frame()
+    playout.acknowledge(0)
+    frames = [playout.next_frame() for _ in range(40)]
+    assert sum(f is not None for f in frames) == 25  # one window ahead of the last ack...
+    assert playout.held == 15  # ...then it holds rather than talk into the void
+    playout.acknowledge(20)
+    assert playout.next_frame() is not None  # acks open the window again
+
+
+async def test_a_transport_that_never_acknowledges_is_not_held() -> None:
+    playout = Playout(ToneProvider(), lambda _e: None, resume_window=25)
+    playout.enqueue("2s")
+    await synthesized(playout)
+    playout.next_frame()
+    playout.acknowledge(0)  # the old transport acknowledged...
+    playout.rewind()  # ...then a new one took over that cannot report positions
+    playout.acknowledge(0, by_current_transport=False)  # a late report from the old one
+    assert len(await play_all(playout)) == 99 and playout.held == 0
+
+
+async def test_cancel_forgets_the_unacknowledged_audio_too() -> None:
+    playout = Playout(ToneProvider(), lambda _e: None)
+    playout.enqueue("1s")
+    await synthesized(playout)
+    for _ in range(10):
+        playout.next_frame()
+    playout.cancel()
+    assert playout.rewind() == 0 and playout.next_frame() is None

@@ -1,7 +1,10 @@
-"""A Python voice-rtc client: signaling over the WebSocket, audio over WebRTC (aiortc).
+"""A Python voice-rtc client: signaling over the WebSocket, audio over WebRTC (aiortc) or over
+the WebSocket fallback.
 
-It asks for speech and records what it receives as 22050 Hz mono PCM, with the arrival time of
-every frame. Tests, the benchmark and the command line use it:
+It asks for speech and records what it plays as 22050 Hz mono PCM, with the arrival time of
+every frame. It keeps its session through drops: it reconnects with exponential backoff and full
+jitter, resumes with its token, tells the server the last thing it played and the last event it
+got, and negotiates a new transport. Tests, the benchmark and the command line use it:
 
     python -m voice_rtc.client --url http://127.0.0.1:8080 --text "Hello" --out hello.wav
 """
@@ -11,24 +14,34 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import random
 import time
 import wave
-from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
 from .audio import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
 from .transports.webrtc import use_host_addresses
+from .transports.websocket import unpack
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+STABLE_AFTER_S = 10.0  # a connection up this long resets the reconnection attempts
+CLOSE_REPLACED = 4001  # the server says another connection took the session over
 
 
 class ServerError(Exception):
@@ -40,12 +53,24 @@ class ServerError(Exception):
         self.body = body
 
 
+class ReconnectFailed(ConnectionError):
+    pass
+
+
+def backoff_delay(attempt: int, base_s: float = 1.0, cap_s: float = 30.0) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
+    return random.uniform(0, min(cap_s, base_s * 2**attempt))
+
+
 @dataclass
 class Recording:
-    """What the client heard: PCM at 22050 Hz mono s16le, and when each decoded frame arrived."""
+    """What the client played: PCM at 22050 Hz mono s16le, and when each frame arrived."""
 
     pcm: bytearray = field(default_factory=bytearray)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() per received frame
+    # WebSocket frames name themselves: (seq, utterance id, frame index) of each, in order.
+    frame_ids: list[tuple[int, int, int]] = field(default_factory=list)
+    wire_bytes: int = 0  # bytes of WebSocket audio messages received
 
     def save_wav(self, path: str) -> None:
         with wave.open(path, "wb") as out:
@@ -68,47 +93,78 @@ def _is_loopback(host: str) -> bool:
     return host == "localhost"
 
 
+def _rtp_origin(receiver: RTCRtpReceiver) -> int:
+    # aiortc hands out frames stamped relative to the first RTP timestamp it received, and keeps
+    # that origin private; the server speaks absolute RTP timestamps, as browsers report them.
+    mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+    return int(mapper._origin or 0)
+
+
+class _Link:
+    """One connection: the signaling socket, its audio transport and the tasks serving them."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.pc: RTCPeerConnection | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.closed = asyncio.Event()
+
+    async def close(self) -> None:
+        # A link's own task (its heartbeat, say) may be the one closing it: it is left to end.
+        others = [task for task in self.tasks if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        if self.pc is not None:
+            await self.pc.close()
+        await self.ws.close()
+        self.closed.set()
+
+
 class VoiceClient:
-    def __init__(self, server_url: str) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        transport: str = "webrtc",
+        codec: str = "pcm_s16le",
+        max_attempts: int | None = None,
+    ) -> None:
         self.url = signaling_url(server_url)
+        self.transport = transport  # "webrtc" or "websocket"
+        self.codec = codec
         self.recording = Recording()
-        self.events: list[dict[str, Any]] = []  # utterance_started / utterance_ended, in order
+        self.events: list[dict[str, Any]] = []  # utterance events, in order, each once
         self.errors: list[dict[str, Any]] = []  # errors that answered no request
+        self.states: list[str] = []  # every state this client went through
+        self.on_state: Callable[[str], None] = lambda _state: None
         self.welcome: dict[str, Any] = {}
+        self.rtt: float | None = None  # of the last heartbeat, in seconds
+        self.reconnects = 0
+        self._max_attempts = max_attempts
         self._http: aiohttp.ClientSession | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._pc: RTCPeerConnection | None = None
-        self._pending: deque[tuple[frozenset[str], asyncio.Future[dict[str, Any]]]] = deque()
-        self._event_arrived = asyncio.Condition()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._link: _Link | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._pending: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
+        self._changed = asyncio.Condition()  # notified on events and on state changes
+        # The last position played, as the server wants it reported: transport_id and seq (for
+        # WebSocket audio) or rtp_timestamp (WebRTC). Reset when a new transport starts.
+        self._played: dict[str, int] = {}
+        self._transport_id = 0
+        self._last_event = 0
+        self._closing = False
         if _is_loopback(urlsplit(self.url).hostname or ""):
             use_host_addresses(["127.0.0.1"])  # aioice skips loopback by default
 
+    @property
+    def state(self) -> str:
+        return self.states[-1] if self.states else "new"
+
     async def connect(self, timeout: float = 10.0) -> None:
-        """Open signaling, say hello, negotiate WebRTC and start recording what arrives."""
+        """Connect (signaling, then audio); afterwards stay connected until close()."""
         self._http = aiohttp.ClientSession()
-        self._ws = await self._http.ws_connect(self.url)
-        self._tasks.append(asyncio.create_task(self._read(), name="client-signaling"))
-        self.welcome = await self.request({"type": "hello", "version": PROTOCOL_VERSION}, "welcome")
-        servers = [RTCIceServer(**server) for server in self.welcome.get("ice_servers", [])]
-
-        pc = self._pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
-        connected = asyncio.Event()
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self._tasks.append(asyncio.create_task(self._record(track), name="client-recorder"))
-
-        @pc.on("connectionstatechange")
-        def on_state() -> None:
-            if pc.connectionState == "connected":
-                connected.set()
-
-        pc.addTransceiver("audio", direction="recvonly")
-        await pc.setLocalDescription(await pc.createOffer())
-        answer = await self.request({"type": "offer", "sdp": pc.localDescription.sdp}, "answer")
-        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
-        await asyncio.wait_for(connected.wait(), timeout)
+        await self._set_state("connecting")
+        self._link = await asyncio.wait_for(self._open_link(), timeout)
+        self._supervisor = asyncio.create_task(self._supervise(), name="client-supervisor")
 
     async def speak(self, text: str) -> int:
         reply = await self.request({"type": "speak", "text": text}, "queued")
@@ -121,26 +177,32 @@ class VoiceClient:
         """Round-trip time of a heartbeat, in seconds."""
         sent = time.monotonic()
         await self.request({"type": "ping", "ts": sent}, "pong")
-        return time.monotonic() - sent
+        self.rtt = time.monotonic() - sent
+        return self.rtt
 
     async def wait_for_event(
         self, type_: str, utterance_id: int, timeout: float = 30.0
     ) -> dict[str, Any]:
         def find() -> dict[str, Any] | None:
-            return next(
-                (
-                    e
-                    for e in self.events
-                    if e["type"] == type_ and e["utterance_id"] == utterance_id
-                ),
-                None,
-            )
+            for event in self.events:
+                if event["type"] == type_ and event["utterance_id"] == utterance_id:
+                    return event
+            return None
 
-        async with self._event_arrived:
-            await asyncio.wait_for(self._event_arrived.wait_for(find), timeout)
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(find), timeout)
         event = find()
         assert event is not None
         return event
+
+    async def wait_for_state(self, state: str, timeout: float = 30.0) -> None:
+        """Wait for `state`; "reconnecting" matches any attempt ("reconnecting 2/10")."""
+
+        def reached() -> bool:
+            return self.state == state or self.state.startswith(state + " ")
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(reached), timeout)
 
     async def say(self, text: str, tail: float = 0.3, timeout: float = 60.0) -> dict[str, Any]:
         """Speak `text`; wait until it has all been sent, then `tail` seconds for it to arrive."""
@@ -149,29 +211,49 @@ class VoiceClient:
         await asyncio.sleep(tail)
         return ended
 
+    async def drop(self) -> None:
+        """Lose the connection as a network failure would; the client then reconnects."""
+        if self._link is not None:
+            await self._link.close()
+
+    async def switch_transport(self, transport: str) -> None:
+        """Move the audio to `transport` ("webrtc" or "websocket"), keeping the session."""
+        link = self._link
+        assert link is not None, "connect() first"
+        await self._stop_webrtc(link)
+        await self._report_position(link)  # the last frame the old transport played
+        self.transport = transport
+        await self._start_audio(link)
+
     async def send(self, body: dict[str, Any]) -> None:
-        assert self._ws is not None, "connect() first"
-        await self._ws.send_json(body)
+        link = self._link
+        if link is None or link.ws.closed:
+            raise ConnectionError("not connected")
+        await link.ws.send_json(body)
 
     async def request(
         self, body: dict[str, Any], reply_type: str, timeout: float = 10.0
     ) -> dict[str, Any]:
         """Send `body`; return the server's `reply_type` answer, or raise ServerError."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append((frozenset({reply_type}), future))
-        await self.send(body)
-        return await asyncio.wait_for(future, timeout)
+        self._pending.append((reply_type, future))
+        try:
+            await self.send(body)
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._pending.remove((reply_type, future))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._pc is not None:
-            await self._pc.close()
-        if self._ws is not None:
-            await self._ws.close()
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+        if self._link is not None:
+            await self._link.close()
         if self._http is not None:
             await self._http.close()
+        await self._set_state("closed")
 
     async def __aenter__(self) -> "VoiceClient":
         await self.connect()
@@ -180,43 +262,196 @@ class VoiceClient:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
-    async def _read(self) -> None:
-        assert self._ws is not None
-        async for msg in self._ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            body = msg.json()
-            kind = body.get("type")
-            if kind in ("utterance_started", "utterance_ended"):
-                async with self._event_arrived:
-                    self.events.append(body)
-                    self._event_arrived.notify_all()
-            elif self._pending and (kind in self._pending[0][0] or kind == "error"):
-                _, future = self._pending.popleft()
-                if not future.done():
-                    if kind == "error":
-                        future.set_exception(ServerError(body))
-                    else:
-                        future.set_result(body)
-            elif kind == "error":
-                self.errors.append(body)
-        for _, future in self._pending:
-            if not future.done():
-                future.set_exception(ConnectionError("signaling closed"))
+    async def _open_link(self) -> _Link:
+        """Connect signaling, say hello (resuming if we have a session), start the audio."""
+        assert self._http is not None
+        link = _Link(await self._http.ws_connect(self.url))
+        self._link = link
+        link.tasks.append(asyncio.create_task(self._read(link), name="client-signaling"))
+        hello: dict[str, Any] = {"type": "hello", "version": PROTOCOL_VERSION}
+        if self.welcome:
+            hello.update(resume=self.welcome["resume_token"], last_event=self._last_event)
+            if self._played:
+                hello["position"] = self._played
+        try:
+            welcome = await self.request(hello, "welcome")
+        except ServerError as exc:
+            if exc.code != "SESSION_NOT_FOUND":
+                raise
+            log.warning("session_lost", extra={"detail": str(exc)})
+            self._last_event, self._played = 0, {}
+            welcome = await self.request({"type": "hello", "version": PROTOCOL_VERSION}, "welcome")
+        self.welcome = welcome
+        link.tasks.append(asyncio.create_task(self._heartbeat(link), name="client-heartbeat"))
+        link.tasks.append(asyncio.create_task(self._report_positions(link), name="client-position"))
+        await self._start_audio(link)
+        await self._set_state("connected")
+        return link
 
-    async def _record(self, track: MediaStreamTrack) -> None:
+    async def _supervise(self) -> None:
+        """Whenever the connection drops, reconnect with backoff until max attempts."""
+        attempt = 0
+        while True:
+            link = self._link
+            assert link is not None
+            connected_at = time.monotonic()
+            await link.closed.wait()
+            if self._closing or link.ws.close_code == CLOSE_REPLACED:
+                await self._set_state("closed")
+                return
+            if time.monotonic() - connected_at >= STABLE_AFTER_S:
+                attempt = 0
+            reconnect = self.welcome["reconnect"]
+            max_attempts = self._max_attempts or reconnect["max_attempts"]
+            while True:
+                if attempt >= max_attempts:
+                    await self._set_state("failed")
+                    return
+                attempt += 1
+                await self._set_state(f"reconnecting {attempt}/{max_attempts}")
+                await asyncio.sleep(
+                    backoff_delay(
+                        attempt - 1, reconnect["base_ms"] / 1000, reconnect["cap_ms"] / 1000
+                    )
+                )
+                try:
+                    self._link = await asyncio.wait_for(self._open_link(), 15)
+                    self.reconnects += 1
+                    break
+                except (OSError, aiohttp.ClientError, TimeoutError, ServerError) as exc:
+                    log.info("reconnect_failed", extra={"attempt": attempt, "error": repr(exc)})
+                    if self._link is not None:
+                        await self._link.close()
+
+    async def _start_audio(self, link: _Link) -> None:
+        # What the old transport played has been reported (in hello, or by switch_transport);
+        # positions from here on are the new transport's.
+        self._played = {}
+        if self.transport == "websocket":
+            request = {"type": "transport", "mode": "websocket", "codec": self.codec}
+            self._transport_id = (await self.request(request, "transport"))["transport_id"]
+            return
+        servers = [RTCIceServer(**server) for server in self.welcome.get("ice_servers", [])]
+        pc = link.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        connected = asyncio.Event()
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            link.tasks.append(
+                asyncio.create_task(self._record_webrtc(link, pc, track), name="client-recorder")
+            )
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState == "connected":
+                connected.set()
+            elif pc.connectionState == "failed" and link.pc is pc:
+                await link.close()  # reconnect from scratch
+
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self.request({"type": "offer", "sdp": pc.localDescription.sdp}, "answer")
+        self._transport_id = answer["transport_id"]
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
+        await asyncio.wait_for(connected.wait(), 10)
+
+    async def _stop_webrtc(self, link: _Link) -> None:
+        pc, link.pc = link.pc, None
+        if pc is not None:
+            await pc.close()
+
+    async def _read(self, link: _Link) -> None:
+        try:
+            async for msg in link.ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    self._play_websocket_frame(msg.data)
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    await self._handle(msg.json())
+        finally:
+            for _, future in self._pending:
+                if not future.done():
+                    future.set_exception(ConnectionError("signaling closed"))
+            link.closed.set()
+
+    async def _handle(self, body: dict[str, Any]) -> None:
+        kind = body.get("type")
+        if kind in ("utterance_started", "utterance_ended"):
+            async with self._changed:
+                if body["event_id"] > self._last_event:
+                    self._last_event = body["event_id"]
+                    self.events.append(body)
+                    self._changed.notify_all()
+            return
+        # Replies come in request order: the oldest pending request gets this one.
+        if self._pending and kind in (self._pending[0][0], "error"):
+            _, future = self._pending.pop(0)
+            if not future.done():
+                if kind == "error":
+                    future.set_exception(ServerError(body))
+                else:
+                    future.set_result(body)
+        elif kind == "error":
+            self.errors.append(body)
+
+    def _play_websocket_frame(self, data: bytes) -> None:
+        frame = unpack(data)
+        self.recording.arrivals.append(time.monotonic())
+        self.recording.pcm += frame.pcm
+        self.recording.frame_ids.append((frame.seq, frame.utterance_id, frame.index))
+        self.recording.wire_bytes += len(data)
+        self._played = {"transport_id": self._transport_id, "seq": frame.seq}
+
+    async def _record_webrtc(
+        self, link: _Link, pc: RTCPeerConnection, track: MediaStreamTrack
+    ) -> None:
+        receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
         resampler = AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
-                assert isinstance(frame, AudioFrame)
+                if link.pc is not pc:
+                    return  # this peer was replaced: what it still delivers is not played
+                assert isinstance(frame, AudioFrame) and frame.pts is not None
                 self.recording.arrivals.append(time.monotonic())
                 for out in resampler.resample(frame):
                     self.recording.pcm += bytes(out.planes[0])[: out.samples * SAMPLE_WIDTH]
+                rtp_timestamp = (_rtp_origin(receiver) + frame.pts) % 2**32
+                self._played = {"transport_id": self._transport_id, "rtp_timestamp": rtp_timestamp}
+
+    async def _report_positions(self, link: _Link) -> None:
+        interval = self.welcome["position_interval_ms"] / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await self._report_position(link)
+
+    async def _report_position(self, link: _Link) -> None:
+        if self._played and not link.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await link.ws.send_json({"type": "position", **self._played})
+
+    async def _heartbeat(self, link: _Link) -> None:
+        interval = self.welcome["heartbeat"]["interval_ms"] / 1000
+        timeout = self.welcome["heartbeat"]["timeout_ms"] / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.wait_for(self.ping(), timeout)
+            except (TimeoutError, ConnectionError):
+                log.info("heartbeat_missed")
+                await link.close()  # the server is unreachable: reconnect
+                return
+
+    async def _set_state(self, state: str) -> None:
+        if self.state == state:
+            return
+        self.states.append(state)
+        self.on_state(state)
+        async with self._changed:
+            self._changed.notify_all()
 
 
 async def _main(args: argparse.Namespace) -> None:
-    async with VoiceClient(args.url) as client:
+    async with VoiceClient(args.url, transport=args.transport) as client:
         ended = await client.say(args.text)
         client.recording.save_wav(args.out)
         seconds = len(client.recording.pcm) / (SAMPLE_RATE * SAMPLE_WIDTH)
@@ -228,6 +463,7 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="the server's address")
     parser.add_argument("--text", required=True, help="what to say")
     parser.add_argument("--out", default="out.wav", help="WAV file to write what arrived to")
+    parser.add_argument("--transport", choices=("webrtc", "websocket"), default="webrtc")
     asyncio.run(_main(parser.parse_args()))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 ENV_PREFIX = "VOICE_RTC_"
 TTS_PROVIDERS = ("espeak", "tone")
+TRANSPORTS = ("auto", "webrtc", "websocket")
 
 
 class SettingsError(ValueError):
@@ -35,6 +36,16 @@ class Settings:
     max_text_chars: int = 2000
     max_message_bytes: int = 65536
     max_sdp_bytes: int = 16384
+    session_grace_s: float = 30.0
+    resume_window_ms: int = 3000
+    position_interval_ms: int = 250
+    heartbeat_interval_s: float = 10.0
+    heartbeat_timeout_s: float = 5.0
+    reconnect_max_attempts: int = 10
+    transport: str = "auto"
+    ice_timeout_ms: int = 5000
+    fallback_loss_percent: float = 10.0
+    fallback_loss_window_s: float = 5.0
     log_level: str = "INFO"
 
     @property
@@ -64,6 +75,22 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        if self.transport not in TRANSPORTS:
+            problems.append(f"transport {self.transport!r} is not one of {', '.join(TRANSPORTS)}")
+        for name in (
+            "session_grace_s",
+            "resume_window_ms",
+            "position_interval_ms",
+            "heartbeat_interval_s",
+            "heartbeat_timeout_s",
+            "reconnect_max_attempts",
+            "ice_timeout_ms",
+            "fallback_loss_window_s",
+        ):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if not 0 < self.fallback_loss_percent <= 100:
+            problems.append("fallback_loss_percent must be in (0, 100]")
         if self.max_message_bytes < 1024 or self.max_sdp_bytes < 1024:
             problems.append("max_message_bytes and max_sdp_bytes must be at least 1024")
         if logging.getLevelName(self.log_level.upper()) not in range(0, 60, 10):
@@ -96,6 +123,16 @@ HELP = {
     "max_text_chars": "characters in one speak request",
     "max_message_bytes": "bytes in one signaling message",
     "max_sdp_bytes": "bytes in one SDP offer",
+    "session_grace_s": "how long a session waits for its listener to come back",
+    "resume_window_ms": "audio sent but not acknowledged as played, kept to replay on resume",
+    "position_interval_ms": "how often clients report their playback position",
+    "heartbeat_interval_s": "how often clients ping",
+    "heartbeat_timeout_s": "a client silent for two intervals plus this is dead",
+    "reconnect_max_attempts": "reconnection attempts a client makes before giving up",
+    "transport": "auto (WebRTC, falling back to WebSocket), or force webrtc or websocket",
+    "ice_timeout_ms": "browsers fall back to WebSocket if ICE has not connected by then",
+    "fallback_loss_percent": "browsers fall back to WebSocket above this packet loss...",
+    "fallback_loss_window_s": "...sustained for this long",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 

@@ -42,6 +42,8 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
     HELLO_REQUIRED = "HELLO_REQUIRED"
     ALREADY_STARTED = "ALREADY_STARTED"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    TRANSPORT_NOT_ALLOWED = "TRANSPORT_NOT_ALLOWED"
     INVALID_SDP = "INVALID_SDP"
     TEXT_TOO_LONG = "TEXT_TOO_LONG"
     QUEUE_FULL = "QUEUE_FULL"
@@ -75,6 +77,12 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ),
     ErrorCode.ALREADY_STARTED: ErrorInfo(
         _W, Category.PROTOCOL, True, "This connection already has a session."
+    ),
+    ErrorCode.SESSION_NOT_FOUND: ErrorInfo(
+        _W, Category.PROTOCOL, True, "Your earlier session has ended; starting a new one."
+    ),
+    ErrorCode.TRANSPORT_NOT_ALLOWED: ErrorInfo(
+        _W, Category.MEDIA, True, "This server does not stream audio that way."
     ),
     ErrorCode.INVALID_SDP: ErrorInfo(
         _E, Category.MEDIA, True, "The WebRTC offer could not be used."

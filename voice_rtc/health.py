@@ -1,5 +1,6 @@
 """Liveness: GET /health answers while the event loop does."""
 
+import asyncio
 import time
 
 from aiohttp import web
@@ -16,6 +17,7 @@ def health_routes(sessions: SessionRegistry, provider: str) -> list[web.RouteDef
                 "status": "ok",
                 "uptime_s": round(time.monotonic() - started, 1),
                 "sessions": len(sessions),
+                "tasks": len(asyncio.all_tasks()),
                 "tts": provider,
             }
         )

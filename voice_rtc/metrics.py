@@ -32,3 +32,4 @@ PACING_LATENESS = Histogram(
 SIGNALING_ERRORS = Counter(
     "voice_rtc_signaling_errors_total", "Error messages sent to clients", ["code"]
 )
+RESUMES = Counter("voice_rtc_session_resumes_total", "Sessions resumed by a returning listener")

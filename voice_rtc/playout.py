@@ -1,9 +1,14 @@
-"""A session's queue of utterances, turned into numbered 20 ms frames.
+"""A session's queue of utterances, turned into numbered 20 ms frames, and its playback cursor.
 
 One synthesis task (owned here) runs the TTS provider for the queued utterances in order and
 re-chunks its output into exact frames, staying at most `max_buffered_frames` ahead of playback.
 The pacer pulls with `next_frame()`, which never waits: `None` means "play silence now" (idle,
 or synthesis has not caught up).
+
+Frames handed out stay here until the listener acknowledges it has played them, so that after a
+transport drops, `rewind()` hands out again exactly what it missed. Once a listener acknowledges,
+it may fall at most `resume_window` frames behind: past that the playout holds (silence) instead
+of sending audio nobody may hear, so a dead transport costs at most one window of memory.
 """
 
 import asyncio
@@ -70,6 +75,7 @@ class Playout:
         on_event: Callable[[PlayoutEvent], None],
         max_queued: int = 16,
         max_buffered_frames: int = 1500,  # 30 s of audio ahead of playback
+        resume_window: int = 150,  # 3 s of audio sent but not yet acknowledged
     ) -> None:
         self._tts = tts
         self._on_event = on_event
@@ -81,7 +87,12 @@ class Playout:
         self._buffered = 0
         self._room = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._resume_window = resume_window
+        self._unacknowledged: deque[Frame] = deque()  # handed out, not known to be played
+        self._replay: deque[Frame] = deque()  # to hand out again, after a rewind
+        self._acknowledging = False  # the current transport reports what the listener played
         self.underruns = 0
+        self.held = 0  # ticks of silence because the listener stopped acknowledging
 
     @property
     def queued(self) -> int:
@@ -89,7 +100,7 @@ class Playout:
 
     @property
     def idle(self) -> bool:
-        return not self._queue
+        return not self._queue and not self._replay
 
     def enqueue(self, text: str) -> int:
         """Queue `text` to be spoken; returns its utterance id."""
@@ -108,11 +119,46 @@ class Playout:
         cancelled = list(self._queue)
         self._queue.clear()
         self._buffered = 0
+        self._unacknowledged.clear()
+        self._replay.clear()
         for utterance in cancelled:
             self._on_event(UtteranceEnded(utterance.id, utterance.played, EndReason.CANCELLED))
         return [u.id for u in cancelled]
 
     def next_frame(self) -> Frame | None:
+        if self._replay:
+            return self._remember(self._replay.popleft())
+        if self._acknowledging and len(self._unacknowledged) >= self._resume_window:
+            self.held += 1
+            return None
+        frame = self._next_new_frame()
+        return None if frame is None else self._remember(frame)
+
+    def acknowledge(self, seq: int, by_current_transport: bool = True) -> None:
+        """The listener has played every frame up to and including `seq`."""
+        self._acknowledging |= by_current_transport
+        for frames in (self._unacknowledged, self._replay):
+            while frames and frames[0].seq <= seq:
+                frames.popleft()
+
+    def rewind(self) -> int:
+        """Hand out again every frame not acknowledged, before anything new; returns how many.
+
+        For a new transport: the hold re-arms only once it acknowledges too, so a listener that
+        cannot report positions gets audio (without lossless resume), never endless silence.
+        """
+        self._replay.extendleft(reversed(self._unacknowledged))
+        self._unacknowledged.clear()
+        self._acknowledging = False
+        return len(self._replay)
+
+    def _remember(self, frame: Frame) -> Frame:
+        self._unacknowledged.append(frame)
+        if len(self._unacknowledged) > self._resume_window:
+            self._unacknowledged.popleft()  # a listener that never acknowledges: keep a window
+        return frame
+
+    def _next_new_frame(self) -> Frame | None:
         while self._queue:
             head = self._queue[0]
             if head.frames:

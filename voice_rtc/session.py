@@ -1,14 +1,51 @@
-"""A listener's session: the playout and its events, independent of the transport carrying them."""
+"""A listener's session: its playout, events and cursor, independent of any connection.
+
+A session outlives its connections. The *controller* (a signaling connection) can drop and another
+take over with the resume token; the *audio transport* (WebRTC peer or WebSocket stream) can be
+replaced; each new transport starts from the first frame the listener has not acknowledged. With
+no controller for `grace_s` the session ends and frees everything it holds.
+"""
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from .playout import Frame, Playout, PlayoutEvent
 from .tts.base import TTSProvider
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlayedPosition:
+    """What a listener reports it has played on transport `transport_id`: a frame `seq`
+    (WebSocket audio carries them), or the RTP timestamp of the last packet played (what a
+    browser's getSynchronizationSources gives for WebRTC)."""
+
+    transport_id: int
+    seq: int | None = None
+    rtp_timestamp: int | None = None
+
+
+class AudioTransport(Protocol):
+    kind: str  # "webrtc" or "websocket": a metrics label
+
+    def start(self) -> None:
+        """Begin pulling frames from the session (a WebRTC peer begins once connected)."""
+
+    def played_seq(self, position: PlayedPosition) -> int | None:
+        """The last frame seq the listener has played, given its report; None if unknown."""
+
+    async def close(self) -> None: ...
+
+
+class Controller(Protocol):
+    async def replaced(self) -> None:
+        """Another connection resumed this session: stop controlling it."""
 
 
 class SessionLimitReached(Exception):
@@ -19,16 +56,26 @@ class Session:
     def __init__(
         self,
         session_id: str,
-        tts: TTSProvider,
-        max_queued_utterances: int,
-        max_pending_events: int = 256,
+        playout: Callable[[Callable[[PlayoutEvent], None]], Playout],
+        on_expired: Callable[["Session"], Awaitable[None]],
+        event_memory: int = 128,
     ) -> None:
         self.id = session_id
         self.resume_token = secrets.token_urlsafe(32)  # 256 bits
-        # Events wait here for the signaling connection to send them; bounded, oldest dropped.
-        self.events: asyncio.Queue[PlayoutEvent] = asyncio.Queue(max_pending_events)
-        self.dropped_events = 0
-        self.playout = Playout(tts, self._publish, max_queued=max_queued_utterances)
+        # Numbered events, the latest `event_memory` kept, so that a client resuming after a
+        # drop gets the ones its dead connection never delivered.
+        self._events: deque[tuple[int, PlayoutEvent]] = deque(maxlen=event_memory)
+        self._event_count = 0
+        self._event_added = asyncio.Event()
+        self.playout = playout(self._publish)
+        self.controller: Controller | None = None
+        self.audio: AudioTransport | None = None
+        # Transports by id: the current one and the one before it (closed), since a listener's
+        # final position on the old transport can arrive after the switch.
+        self._transports: dict[int, AudioTransport] = {}
+        self._transport_count = 0
+        self._on_expired = on_expired
+        self._grace: asyncio.Task[None] | None = None
         self.closed = False
 
     def speak(self, text: str) -> int:
@@ -40,26 +87,96 @@ class Session:
     def next_frame(self) -> Frame | None:
         return self.playout.next_frame()
 
+    def attach(self, controller: Controller) -> Controller | None:
+        """Make `controller` the one in charge; returns the one it replaces, if any."""
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        previous, self.controller = self.controller, controller
+        return previous if previous is not controller else None
+
+    async def detach(self, controller: Controller, grace_s: float) -> None:
+        """`controller` is gone. Unless it was already replaced, wait `grace_s` for a resume."""
+        if self.controller is not controller or self.closed:
+            return
+        self.controller = None
+        await self.set_audio(None)
+        self._grace = asyncio.create_task(self._expire(grace_s), name="session-grace")
+
+    async def set_audio(self, transport: AudioTransport | None) -> int:
+        """Replace the audio transport; a new one starts at the first unacknowledged frame.
+        Returns the new transport's id (0 for none), which position reports name."""
+        old, self.audio = self.audio, transport
+        if old is not None:
+            await old.close()
+        if transport is None:
+            return 0
+        self._transport_count += 1
+        transport_id = self._transport_count
+        self._transports[transport_id] = transport
+        self._transports.pop(transport_id - 2, None)
+        replayed = self.playout.rewind()
+        transport.start()
+        log.info(
+            "audio_attached",
+            extra={"session_id": self.id, "transport": transport.kind, "replayed": replayed},
+        )
+        return transport_id
+
+    @property
+    def next_transport_id(self) -> int:
+        return self._transport_count + 1
+
+    def report_position(self, position: PlayedPosition) -> None:
+        transport = self._transports.get(position.transport_id)
+        seq = transport.played_seq(position) if transport else None
+        if seq is not None:
+            self.playout.acknowledge(seq, by_current_transport=transport is self.audio)
+
     async def close(self) -> None:
         self.closed = True
+        if self._grace is not None and self._grace is not asyncio.current_task():
+            self._grace.cancel()
+        await self.set_audio(None)
+        self._transports.clear()
         await self.playout.close()
 
+    async def _expire(self, grace_s: float) -> None:
+        await asyncio.sleep(grace_s)
+        log.info("session_expired", extra={"session_id": self.id, "grace_s": grace_s})
+        await self._on_expired(self)
+
+    async def events_after(self, event_id: int) -> list[tuple[int, PlayoutEvent]]:
+        """Wait for events numbered above `event_id`; returns them, oldest first, with ids."""
+        while not self._events or self._events[-1][0] <= event_id:
+            self._event_added.clear()
+            await self._event_added.wait()
+        if self._events[0][0] > event_id + 1:
+            log.warning("session_events_missed", extra={"session_id": self.id})
+        return [(n, e) for n, e in self._events if n > event_id]
+
     def _publish(self, event: PlayoutEvent) -> None:
-        if self.events.full():
-            self.events.get_nowait()
-            self.dropped_events += 1
-            log.warning("session_event_dropped", extra={"session_id": self.id})
-        self.events.put_nowait(event)
+        self._event_count += 1
+        self._events.append((self._event_count, event))
+        self._event_added.set()
 
 
 class SessionRegistry:
-    """Owns every live session; closes them all on shutdown."""
+    """Owns every live session; finds them by resume token; closes them all on shutdown."""
 
-    def __init__(self, tts: TTSProvider, max_sessions: int, max_queued_utterances: int) -> None:
+    def __init__(
+        self,
+        tts: TTSProvider,
+        max_sessions: int,
+        max_queued_utterances: int,
+        resume_window_frames: int = 150,
+    ) -> None:
         self._tts = tts
         self._max_sessions = max_sessions
         self._max_queued_utterances = max_queued_utterances
+        self._resume_window_frames = resume_window_frames
         self._sessions: dict[str, Session] = {}
+        self._by_token: dict[str, Session] = {}
         self.on_change: Callable[[int], None] = lambda _count: None
 
     def __len__(self) -> int:
@@ -68,8 +185,18 @@ class SessionRegistry:
     def create(self) -> Session:
         if len(self._sessions) >= self._max_sessions:
             raise SessionLimitReached(f"{self._max_sessions} sessions are already open")
-        session = Session(secrets.token_hex(8), self._tts, self._max_queued_utterances)
+
+        def playout(on_event: Callable[[PlayoutEvent], None]) -> Playout:
+            return Playout(
+                self._tts,
+                on_event,
+                max_queued=self._max_queued_utterances,
+                resume_window=self._resume_window_frames,
+            )
+
+        session = Session(secrets.token_hex(8), playout, self.close)
         self._sessions[session.id] = session
+        self._by_token[session.resume_token] = session
         self.on_change(len(self._sessions))
         log.info("session_started", extra={"session_id": session.id})
         return session
@@ -77,8 +204,12 @@ class SessionRegistry:
     def get(self, session_id: str) -> Session | None:
         return self._sessions.get(session_id)
 
+    def by_resume_token(self, token: str) -> Session | None:
+        return self._by_token.get(token)
+
     async def close(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is not None:
+            self._by_token.pop(session.resume_token, None)
             self.on_change(len(self._sessions))
             log.info("session_ended", extra={"session_id": session.id})
         await session.close()

@@ -5,13 +5,21 @@ aiortc's sender pulls `recv()` from our track as fast as it returns; the track w
 sends. RTP, ICE and DTLS handle jitter, loss and NAT from there.
 """
 
+import bisect
 import fractions
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from aiortc.sdp import SessionDescription
@@ -21,10 +29,12 @@ from .. import metrics
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE, SILENT_FRAME
 from ..clock import Clock, MonotonicClock, Pacer
 from ..playout import Frame
+from ..session import PlayedPosition
 
 log = logging.getLogger(__name__)
 
 TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
+RTP_TICKS_PER_FRAME = 960  # Opus RTP runs at 48 kHz whatever the audio's rate
 _all_host_addresses = aioice.ice.get_host_addresses
 
 
@@ -66,15 +76,23 @@ class PlayoutTrack(AudioStreamTrack):
     """Returns the source's next frame at each 20 ms deadline; silence when nothing is queued.
 
     Silence keeps the RTP stream live, which keeps NAT bindings open and the listener's jitter
-    buffer primed, so speech starts without a glitch.
+    buffer primed, so speech starts without a glitch. The track remembers which speech frame it
+    sent as its n-th frame, so a listener's played RTP timestamp can be turned into a frame seq.
     """
 
-    def __init__(self, source: FrameSource, clock: Clock | None = None) -> None:
+    def __init__(self, source: FrameSource, clock: Clock | None = None, memory: int = 600) -> None:
         super().__init__()
         self._source = source
         self._pacer = Pacer(clock or MonotonicClock())
-        self._pts = 0
+        self._index = 0  # frames returned so far
+        self._sent_indexes: deque[int] = deque(maxlen=memory)  # track index of each speech frame
+        self._sent_seqs: deque[int] = deque(maxlen=memory)  # ...and its seq
+        self._sender: RTCRtpSender | None = None
+        self._rtp_origin: int | None = None
         self.on_frame: Callable[[Frame | None], None] = lambda _frame: None
+
+    def bind(self, sender: RTCRtpSender) -> None:
+        self._sender = sender
 
     async def recv(self) -> AudioFrame:
         if self.readyState != "live":
@@ -82,17 +100,42 @@ class PlayoutTrack(AudioStreamTrack):
         lateness_ns = await self._pacer.tick()
         if self.readyState != "live":
             raise MediaStreamError
+        if self._rtp_origin is None:
+            self._learn_rtp_origin()
         frame = self._source.next_frame()
         audio = AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
         audio.planes[0].update(frame.pcm if frame else SILENT_FRAME)
         audio.sample_rate = SAMPLE_RATE
         audio.time_base = TIME_BASE
-        audio.pts = self._pts
-        self._pts += FRAME_SAMPLES
+        audio.pts = self._index * FRAME_SAMPLES
+        if frame is not None:
+            self._sent_indexes.append(self._index)
+            self._sent_seqs.append(frame.seq)
+        self._index += 1
         metrics.PACING_LATENESS.observe(lateness_ns / 1e9)
         metrics.FRAMES_SENT.labels("webrtc", "speech" if frame else "silence").inc()
         self.on_frame(frame)
         return audio
+
+    def played_seq(self, rtp_timestamp: int) -> int | None:
+        """The last speech frame fully played once the packet with this timestamp has played."""
+        if self._rtp_origin is None:
+            return None
+        packet = ((rtp_timestamp - self._rtp_origin) % 2**32) // RTP_TICKS_PER_FRAME
+        # Opus looks ahead 6.5 ms, so packet n ends before frame n does: count frames to n - 1.
+        last_played = packet - 1
+        i = bisect.bisect_right(self._sent_indexes, last_played)
+        return self._sent_seqs[i - 1] if i else None
+
+    def _learn_rtp_origin(self) -> None:
+        # aiortc starts RTP timestamps at a random origin it keeps to itself (RTCRtpSender's
+        # private __rtp_timestamp is the last one sent). Its Opus resampler holds one frame, so
+        # entering recv(n) the packet of frame n - 2, stamped origin + 960 (n - 2), was just sent.
+        if self._sender is None or self._index < 2:
+            return
+        last_sent = getattr(self._sender, "_RTCRtpSender__rtp_timestamp", None)
+        if isinstance(last_sent, int):
+            self._rtp_origin = (last_sent - RTP_TICKS_PER_FRAME * (self._index - 2)) % 2**32
 
 
 def _check_offer(sdp: str, max_bytes: int) -> None:
@@ -113,7 +156,9 @@ def _check_offer(sdp: str, max_bytes: int) -> None:
 
 
 class WebRTCPeer:
-    """One peer connection sending a session's audio. Created per offer; closed by its owner."""
+    """One peer connection sending a session's audio: an `AudioTransport`, created per offer."""
+
+    kind = "webrtc"
 
     def __init__(
         self, source: FrameSource, configuration: RTCConfiguration, max_sdp_bytes: int
@@ -142,9 +187,17 @@ class WebRTCPeer:
         except Exception as exc:
             raise InvalidOffer(f"the offer was refused: {exc}") from None
         await self._inbound.start()  # tracks the offer sends arrive during setRemoteDescription
-        self._pc.addTrack(self.track)
+        self.track.bind(self._pc.addTrack(self.track))
         await self._pc.setLocalDescription(await self._pc.createAnswer())
         return str(self._pc.localDescription.sdp)
+
+    def start(self) -> None:
+        pass  # aiortc pulls from the track once the connection is up
+
+    def played_seq(self, position: PlayedPosition) -> int | None:
+        if position.rtp_timestamp is None:
+            return None
+        return self.track.played_seq(position.rtp_timestamp)
 
     async def close(self) -> None:
         self.track.stop()

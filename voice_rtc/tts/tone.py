@@ -3,6 +3,10 @@
 The text says what to play: a frequency like `660hz` and a duration like `1.5s` or `300ms`
 anywhere in it; otherwise the default frequency, for 60 ms per character of text (so longer
 text gives longer audio, as with speech).
+
+With the word `framecode` the tone names its frames instead: frame k of the utterance is a sine
+of `framecode_hz(k)`, a whole number of cycles per 20 ms frame (so frames join without clicks),
+which survives Opus. A listener's recording then says which frames it played, in what order.
 """
 
 import re
@@ -10,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio import FRAME_SAMPLES, SAMPLE_RATE
 
 _FREQUENCY = re.compile(r"(\d+(?:\.\d+)?)\s*hz\b", re.IGNORECASE)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
@@ -18,6 +22,13 @@ SECONDS_PER_CHAR = 0.06
 AMPLITUDE = 0.5
 # An odd chunk size on purpose: it exercises the playout's re-chunking into 882-byte frames.
 CHUNK_SAMPLES = 1000
+FRAMECODE_BASE_HZ = 400
+FRAMECODE_STEP_HZ = 100  # two FFT bins of a 20 ms window apart
+FRAMECODE_SYMBOLS = 32  # frames k and k + 32 sound alike: 640 ms between look-alikes
+
+
+def framecode_hz(frame_index: np.ndarray) -> np.ndarray:
+    return FRAMECODE_BASE_HZ + FRAMECODE_STEP_HZ * (frame_index % FRAMECODE_SYMBOLS)
 
 
 def tone_spec(text: str, default_frequency_hz: float) -> tuple[float, float]:
@@ -41,10 +52,15 @@ class ToneProvider:
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         hz, seconds = tone_spec(text, self._default_frequency_hz)
         total = round(seconds * SAMPLE_RATE)
+        framecode = "framecode" in text.lower()
         for start in range(0, total, CHUNK_SAMPLES):
             n = np.arange(start, min(start + CHUNK_SAMPLES, total))
-            wave = AMPLITUDE * 32767 * np.sin(2 * np.pi * hz * n / SAMPLE_RATE)
-            yield wave.astype("<i2").tobytes()
+            if framecode:
+                frequency = framecode_hz(n // FRAME_SAMPLES)
+                phase = 2 * np.pi * frequency * (n % FRAME_SAMPLES) / SAMPLE_RATE
+            else:
+                phase = 2 * np.pi * hz * n / SAMPLE_RATE
+            yield (AMPLITUDE * 32767 * np.sin(phase)).astype("<i2").tobytes()
 
     async def close(self) -> None:
         pass

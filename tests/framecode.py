@@ -1,0 +1,73 @@
+"""Which frames of a `framecode` utterance a listener played, read back from its recording.
+
+Frame k of the utterance is a sine at framecode_hz(k). 10 ms windows every 5 ms are projected on
+the 32 frequencies (each a whole number of cycles per window, so they are orthogonal); a window
+inside one frame names it clearly, one straddling two frames is ambiguous and skipped. Runs of the
+same symbol are one frame. Symbols repeat every 32 frames, so each is unwrapped to the frame
+nearest to where playback could be: at most `max_back` frames back (a resume replays) and some
+frames forward (a skip, which the caller counts).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tests.signal_analysis import samples
+from voice_rtc.audio import SAMPLE_RATE
+from voice_rtc.tts.tone import FRAMECODE_SYMBOLS, framecode_hz
+
+WINDOW = SAMPLE_RATE // 100  # 220 samples: 10 ms
+HOP = WINDOW // 2
+_t = np.arange(WINDOW) / SAMPLE_RATE
+_BASIS = np.exp(-2j * np.pi * np.outer(framecode_hz(np.arange(FRAMECODE_SYMBOLS)), _t))
+
+
+def symbols(pcm: bytes | bytearray, min_rms: float = 3000.0, clarity: float = 0.85) -> list[int]:
+    """The sequence of frame symbols heard, one per frame played."""
+    x = samples(pcm)
+    starts = np.arange(0, len(x) - WINDOW, HOP)
+    if len(starts) == 0:
+        return []
+    windows = x[starts[:, None] + np.arange(WINDOW)]
+    energy = np.abs(windows @ _BASIS.T) ** 2
+    total = energy.sum(axis=1)
+    rms = np.sqrt((windows**2).mean(axis=1))
+    best = energy.argmax(axis=1)
+    clear = (rms > min_rms) & (energy.max(axis=1) > clarity * total)
+    heard: list[int] = []
+    previous = -1
+    for symbol, ok in zip(best, clear, strict=True):
+        if not ok:
+            previous = -1  # a gap or a boundary: the next clear window may start a new frame
+            continue
+        if symbol != previous:
+            heard.append(int(symbol))
+        previous = symbol
+    return heard
+
+
+@dataclass
+class Playback:
+    frames: list[int] = field(default_factory=list)  # utterance frame indices, in play order
+    skipped: list[int] = field(default_factory=list)  # frames jumped over
+    repeats: list[int] = field(default_factory=list)  # frames replayed, at each step back
+
+    @property
+    def covered(self) -> set[int]:
+        return set(self.frames)
+
+
+def unwrap(heard: list[int], max_back: int = 16) -> Playback:
+    """Frame indices from symbols, assuming playback never steps back more than `max_back`."""
+    playback = Playback()
+    previous = furthest = -1
+    for symbol in heard:
+        lowest = previous - max_back
+        frame = lowest + (symbol - lowest) % FRAMECODE_SYMBOLS
+        if frame > furthest + 1:
+            playback.skipped.extend(range(furthest + 1, frame))
+        elif frame <= previous:  # a step back: from here to `furthest` is heard again
+            playback.repeats.append(furthest - frame + 1)
+        playback.frames.append(frame)
+        previous, furthest = frame, max(furthest, frame)
+    return playback
