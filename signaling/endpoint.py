@@ -33,6 +33,7 @@ from .messages import (
     Position,
     PositionReport,
     ProtocolError,
+    RequestId,
     Speak,
     Transport,
     message,
@@ -113,17 +114,20 @@ class Connection:
             detail = f"{size} bytes; the limit is {self._settings.max_message_bytes}"
             await self._send_error(ErrorCode.MESSAGE_TOO_LARGE, detail)
             return
+        request_id = None
         try:
-            await self._dispatch(parse_client_message(raw))
+            msg = parse_client_message(raw)
+            request_id = msg.id
+            await self._dispatch(msg)
         except ProtocolError as exc:
-            await self._send_error(exc.code, exc.detail)
+            await self._send_error(exc.code, exc.detail, exc.request_id or request_id)
         except Exception:
             log.exception("message_failed", extra={"session_id": self._session_id})
-            await self._send_error(ErrorCode.INTERNAL_ERROR)
+            await self._send_error(ErrorCode.INTERNAL_ERROR, request_id=request_id)
 
     async def _dispatch(self, msg: ClientMessage) -> None:
         if isinstance(msg, Ping):
-            await self._send(message("pong", ts=msg.ts, server_time=time.time()))
+            await self._reply(msg, message("pong", ts=msg.ts, server_time=time.time()))
             return
         if isinstance(msg, Hello):
             await self._hello(msg)
@@ -140,7 +144,7 @@ class Connection:
         elif isinstance(msg, Offer):
             await self._offer(session, msg)
         elif isinstance(msg, Transport):
-            await self._use_websocket_audio(session, Codec.from_label(msg.codec))
+            await self._use_websocket_audio(session, msg)
 
     async def _hello(self, msg: Hello) -> None:
         if self._session is not None:
@@ -170,7 +174,7 @@ class Connection:
         if msg.resume is not None:
             metrics.RESUMES.inc()
             log.info("session_resumed", extra={"session_id": session.id})
-        await self._send(self._welcome(session, resumed=msg.resume is not None))
+        await self._reply(msg, self._welcome(session, resumed=msg.resume is not None))
 
     def _welcome(self, session: Session, resumed: bool) -> dict[str, Any]:
         settings = self._settings
@@ -222,25 +226,27 @@ class Connection:
             await peer.close()
             raise ProtocolError(ErrorCode.INVALID_SDP, str(exc)) from None
         transport_id = await session.set_audio(peer)  # replaces any previous transport
-        await self._send(message("answer", sdp=answer, transport_id=transport_id))
+        await self._reply(msg, message("answer", sdp=answer, transport_id=transport_id))
 
     def _on_webrtc_state(self, session: Session, peer: WebRTCPeer, state: str) -> None:
         log.info("webrtc_state", extra={"session_id": session.id, "state": state})
         if state == "failed" and session.audio is peer:
             self._spawn(session.set_audio(None), "webrtc-failed")
 
-    async def _use_websocket_audio(self, session: Session, codec: Codec) -> None:
+    async def _use_websocket_audio(self, session: Session, msg: Transport) -> None:
         if self._settings.transport == "webrtc":
             raise ProtocolError(ErrorCode.TRANSPORT_NOT_ALLOWED, "this server streams over WebRTC")
+        codec = Codec.from_label(msg.codec)
         audio = WebSocketAudio(session, self._send_binary, codec)
         # The reply goes out before set_audio starts the frames, so it comes first.
-        await self._send(
+        await self._reply(
+            msg,
             message(
                 "transport",
                 mode="websocket",
                 codec=codec.label,
                 transport_id=session.next_transport_id,
-            )
+            ),
         )
         await session.set_audio(audio)
 
@@ -255,7 +261,7 @@ class Connection:
             utterance_id = session.speak(msg.text)
         except PlayoutFull as exc:
             raise ProtocolError(ErrorCode.QUEUE_FULL, str(exc)) from None
-        await self._send(message("queued", utterance_id=utterance_id, ref=msg.ref))
+        await self._reply(msg, message("queued", utterance_id=utterance_id))
 
     async def _forward_events(self, session: Session, last_sent: int) -> None:
         while True:
@@ -277,13 +283,19 @@ class Connection:
                 return
             await asyncio.sleep(min(dead_after - silent, settings.heartbeat_interval_s) + 0.01)
 
-    async def _send_error(self, code: ErrorCode, detail: str = "") -> None:
+    async def _send_error(
+        self, code: ErrorCode, detail: str = "", request_id: RequestId | None = None
+    ) -> None:
         metrics.SIGNALING_ERRORS.labels(code.value).inc()
         log.info(
             "client_error",
             extra={"session_id": self._session_id, "code": code.value, "detail": detail},
         )
-        await self._send(message("error", **error_body(code, detail)))
+        body = message("error", **error_body(code, detail))
+        await self._send(body if request_id is None else {**body, "id": request_id})
+
+    async def _reply(self, request: ClientMessage, body: dict[str, Any]) -> None:
+        await self._send(body if request.id is None else {**body, "id": request.id})
 
     async def _send(self, body: dict[str, Any]) -> None:
         if self._ws.closed:

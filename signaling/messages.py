@@ -4,6 +4,7 @@ JSON text messages, each an object with a `type`. Unknown fields are ignored (ne
 send more); anything else malformed becomes a `ProtocolError` with a stable code.
 """
 
+import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -13,8 +14,15 @@ from voice_rtc.errors import ErrorCode
 PROTOCOL_VERSION = 1
 
 
+RequestId = str | int
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    # Any message may carry an id; the reply (or error) it causes echoes it, so a client can
+    # match replies to requests without relying on their order.
+    id: Annotated[str, Field(max_length=64)] | int | None = None
 
 
 class Position(_Message):
@@ -56,7 +64,6 @@ class Offer(_Message):
 class Speak(_Message):
     type: Literal["speak"]
     text: str
-    ref: str | None = Field(default=None, max_length=64)  # echoed back in `queued`
 
 
 class Cancel(_Message):
@@ -76,10 +83,11 @@ _client_message: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
 class ProtocolError(Exception):
-    def __init__(self, code: ErrorCode, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str, request_id: RequestId | None = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.request_id = request_id
 
 
 _CODES_BY_PYDANTIC_TYPE = {
@@ -99,7 +107,20 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         first = exc.errors(include_url=False)[0]
         code = _CODES_BY_PYDANTIC_TYPE.get(first["type"], ErrorCode.INVALID_FIELD)
         where = ".".join(str(part) for part in first["loc"])
-        raise ProtocolError(code, f"{where}: {first['msg']}" if where else first["msg"]) from None
+        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        raise ProtocolError(code, detail, _request_id(raw)) from None
+
+
+def _request_id(raw: str | bytes) -> RequestId | None:
+    """The id of a message that failed validation, if it has a usable one."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    value = body.get("id") if isinstance(body, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return value if isinstance(value, str) and len(value) <= 64 else None
 
 
 def message(type_: str, **fields: Any) -> dict[str, Any]:

@@ -96,8 +96,15 @@ async def test_bad_message_gets_its_code_and_the_connection_stays_usable(
     if case != "future version":
         if (case, raw, code) not in AFTER_HELLO:
             await hello(ws)
-        queued = await reply(ws, '{"type": "speak", "text": "0.1s", "ref": "r1"}')
-        assert queued["type"] == "queued" and queued["ref"] == "r1"
+        queued = await reply(ws, '{"type": "speak", "text": "0.1s", "id": "r1"}')
+        assert queued["type"] == "queued" and queued["id"] == "r1"
+
+
+async def test_an_error_names_the_request_it_answers(ws: aiohttp.ClientWebSocketResponse) -> None:
+    await hello(ws)
+    assert (await reply(ws, '{"type": "speak", "text": 42, "id": 7}'))["id"] == 7
+    assert (await reply(ws, '{"type": "sing", "id": "a"}'))["id"] == "a"
+    assert "id" not in await reply(ws, '{"type": "speak", "text": "", "id": {"x": 1}}')
 
 
 async def test_queue_full_is_refused_until_speech_finishes(limited_server: RunningServer) -> None:

@@ -4,6 +4,7 @@ import asyncio
 import os
 import random
 import signal
+import socket
 import time
 from typing import Any
 
@@ -18,6 +19,12 @@ from voice_rtc.client import VoiceClient, backoff_delay
 from voice_rtc.transports.websocket import HEADER
 
 FRAMES_PER_SECOND = 50
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 async def health(http: aiohttp.ClientSession, server: RunningServer) -> dict[str, Any]:
@@ -85,13 +92,17 @@ async def test_a_session_waits_out_its_grace_period_then_frees_everything(
     assert '"event": "session_expired"' in server.log()
 
 
-async def test_resuming_a_session_that_ended_starts_a_new_one(start_server: StartServer) -> None:
-    server = await start_server(session_grace_s=0.3)
-    async with VoiceClient(server.url) as client:
+async def test_a_client_whose_session_is_gone_starts_a_new_one(start_server: StartServer) -> None:
+    """The server restarted (or the client landed on another replica): resume fails, and the
+    client carries on in a new session."""
+    port = free_port()
+    first = await start_server(port=port)
+    async with VoiceClient(first.url) as client:
         first_session = client.welcome["session_id"]
-        await client.drop()
-        await asyncio.sleep(0.6)  # the session expires before the client is back
-        await client.wait_for_state("connected", timeout=20)
+        await first.stop()
+        await client.wait_for_state("reconnecting", timeout=10)
+        await start_server(port=port)
+        await client.wait_for_state("connected", timeout=30)
         assert client.welcome["session_id"] != first_session and not client.welcome["resumed"]
         assert (await client.say("0.3s"))["reason"] == "done"
 

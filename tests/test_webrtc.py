@@ -12,7 +12,12 @@ from tests.test_clock import FakeClock
 from voice_rtc.audio import FRAME_BYTES, SAMPLE_RATE
 from voice_rtc.client import VoiceClient
 from voice_rtc.playout import Frame
-from voice_rtc.transports.webrtc import PlayoutTrack, WebRTCPeer, use_host_addresses
+from voice_rtc.transports.webrtc import (
+    PlayoutTrack,
+    WebRTCPeer,
+    use_host_addresses,
+    without_mdns_candidates,
+)
 
 
 class ListSource:
@@ -96,3 +101,16 @@ async def test_audio_the_listener_sends_is_drained_not_buffered() -> None:
         await listener.close()
         await server_peer.close()
     assert server_peer.track.readyState == "ended"
+
+
+def test_browser_mdns_candidates_are_dropped_from_offers() -> None:
+    sdp = (
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+        "a=candidate:1 1 udp 2113937151 5f1c7a3e-1d2b-4c5d-9e8f-0a1b2c3d4e5f.local 54321 typ host"
+        " generation 0 network-cost 999\r\n"
+        "a=candidate:2 1 udp 2113939711 127.0.0.1 40000 typ host generation 0\r\n"
+        "a=candidate:3 1 udp 1677729535 203.0.113.7 40001 typ srflx raddr 0.0.0.0 rport 0\r\n"
+    )
+    kept = without_mdns_candidates(sdp)
+    assert ".local" not in kept
+    assert "127.0.0.1 40000 typ host" in kept and "203.0.113.7 40001 typ srflx" in kept

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import itertools
 import logging
 import random
 import time
@@ -144,7 +145,8 @@ class VoiceClient:
         self._http: aiohttp.ClientSession | None = None
         self._link: _Link | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._pending: list[tuple[str, asyncio.Future[dict[str, Any]]]] = []
+        self._pending: dict[int, tuple[str, asyncio.Future[dict[str, Any]]]] = {}  # by id
+        self._request_ids = itertools.count(1)
         self._changed = asyncio.Condition()  # notified on events and on state changes
         # The last position played, as the server wants it reported: transport_id and seq (for
         # WebSocket audio) or rtp_timestamp (WebRTC). Reset when a new transport starts.
@@ -236,13 +238,13 @@ class VoiceClient:
     ) -> dict[str, Any]:
         """Send `body`; return the server's `reply_type` answer, or raise ServerError."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append((reply_type, future))
+        request_id = next(self._request_ids)
+        self._pending[request_id] = (reply_type, future)
         try:
-            await self.send(body)
+            await self.send({**body, "id": request_id})
             return await asyncio.wait_for(future, timeout)
         finally:
-            with contextlib.suppress(ValueError):
-                self._pending.remove((reply_type, future))
+            del self._pending[request_id]
 
     async def close(self) -> None:
         self._closing = True
@@ -368,7 +370,7 @@ class VoiceClient:
                 elif msg.type == aiohttp.WSMsgType.TEXT:
                     await self._handle(msg.json())
         finally:
-            for _, future in self._pending:
+            for _, future in self._pending.values():
                 if not future.done():
                     future.set_exception(ConnectionError("signaling closed"))
             link.closed.set()
@@ -382,14 +384,12 @@ class VoiceClient:
                     self.events.append(body)
                     self._changed.notify_all()
             return
-        # Replies come in request order: the oldest pending request gets this one.
-        if self._pending and kind in (self._pending[0][0], "error"):
-            _, future = self._pending.pop(0)
-            if not future.done():
-                if kind == "error":
-                    future.set_exception(ServerError(body))
-                else:
-                    future.set_result(body)
+        reply_type, future = self._pending.get(body.get("id", -1), ("", None))
+        if future is not None and not future.done() and kind in (reply_type, "error"):
+            if kind == "error":
+                future.set_exception(ServerError(body))
+            else:
+                future.set_result(body)
         elif kind == "error":
             self.errors.append(body)
 

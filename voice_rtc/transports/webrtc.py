@@ -8,6 +8,7 @@ sends. RTP, ICE and DTLS handle jitter, loss and NAT from there.
 import bisect
 import fractions
 import logging
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -138,6 +139,16 @@ class PlayoutTrack(AudioStreamTrack):
             self._rtp_origin = (last_sent - RTP_TICKS_PER_FRAME * (self._index - 2)) % 2**32
 
 
+# A browser hides its host addresses behind random `<uuid>.local` names, which only multicast DNS
+# on its own link resolves. A server never can, yet aioice tries for a second before answering;
+# connectivity checks from the browser reveal its address anyway (peer-reflexive candidates).
+_MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*\r?\n", re.MULTILINE)
+
+
+def without_mdns_candidates(sdp: str) -> str:
+    return _MDNS_CANDIDATE.sub("", sdp)
+
+
 def _check_offer(sdp: str, max_bytes: int) -> None:
     if len(sdp.encode()) > max_bytes:
         raise InvalidOffer(f"the offer is over {max_bytes} bytes")
@@ -183,7 +194,8 @@ class WebRTCPeer:
         """Accept the listener's offer; returns the answer SDP (with every ICE candidate in it)."""
         _check_offer(offer_sdp, self._max_sdp_bytes)
         try:
-            await self._pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
+            offer = RTCSessionDescription(without_mdns_candidates(offer_sdp), "offer")
+            await self._pc.setRemoteDescription(offer)
         except Exception as exc:
             raise InvalidOffer(f"the offer was refused: {exc}") from None
         await self._inbound.start()  # tracks the offer sends arrive during setRemoteDescription
