@@ -342,7 +342,9 @@ def _played(position: Position) -> PlayedPosition:
 
 def _event_message(event: PlayoutEvent) -> dict[str, Any]:
     if isinstance(event, UtteranceStarted):
-        return message("utterance_started", utterance_id=event.utterance_id, seq=event.seq)
+        return message(
+            "utterance_started", utterance_id=event.utterance_id, seq=event.seq, text=event.text
+        )
     assert isinstance(event, UtteranceEnded)
     return message(
         "utterance_ended",

@@ -4,12 +4,14 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+
+from tests import netns as netns_module
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,8 +43,12 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
     """Start `python server.py` on a free loopback port with the given settings (as CLI options)."""
     servers: list[RunningServer] = []
 
-    async def start(env: dict[str, str] | None = None, **settings: object) -> RunningServer:
-        args = [sys.executable, str(REPO / "server.py"), "--host", "127.0.0.1", "--port", "0"]
+    async def start(
+        env: dict[str, str] | None = None, wrap: list[str] | None = None, **settings: object
+    ) -> RunningServer:
+        """`wrap` runs the server under another command, e.g. `ip netns exec NAME`."""
+        args = [*(wrap or []), sys.executable, str(REPO / "server.py"), "--host", "127.0.0.1"]
+        args += ["--port", "0"]
         settings.setdefault("tts", "tone")
         for name, value in settings.items():
             args += ["--" + name.replace("_", "-"), str(value)]
@@ -73,6 +79,14 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
 async def server(start_server: StartServer) -> RunningServer:
     """A server with the `tone` provider."""
     return await start_server()
+
+
+@pytest.fixture
+def netns() -> Iterator[netns_module.Namespace]:
+    """A network namespace behind a veth pair, with controllable UDP loss (needs root)."""
+    namespace = netns_module.create()
+    yield namespace
+    netns_module.delete(namespace)
 
 
 @pytest.fixture

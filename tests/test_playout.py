@@ -69,9 +69,9 @@ async def test_frames_are_exact_numbered_and_in_order() -> None:
     ]
     assert frames[-1].pcm[(11246 - 25 * 441) * 2 :] == bytes(FRAME_BYTES - (11246 - 25 * 441) * 2)
     assert events == [
-        UtteranceStarted(first, 0),
+        UtteranceStarted(first, 0, "440hz 1s"),
         UtteranceEnded(first, 50, EndReason.DONE),
-        UtteranceStarted(second, 50),
+        UtteranceStarted(second, 50, "660hz 0.51s"),
         UtteranceEnded(second, 26, EndReason.DONE),
     ]
 

@@ -42,6 +42,7 @@ class EndReason(StrEnum):
 class UtteranceStarted:
     utterance_id: int
     seq: int
+    text: str  # for captions
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class Playout:
         self._buffered -= 1
         self._room.set()
         if utterance.played == 0:
-            self._on_event(UtteranceStarted(utterance.id, self._seq))
+            self._on_event(UtteranceStarted(utterance.id, self._seq, utterance.text))
         frame = Frame(self._seq, utterance.id, utterance.played, pcm)
         self._seq += 1
         utterance.played += 1
