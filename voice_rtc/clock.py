@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import metrics
 from .audio import FRAME_NS
 
 
@@ -75,6 +76,7 @@ class Pacer:
             skip = overdue_slots - self._max_burst
             self._slot += skip
             self.stats.skipped += skip
+            metrics.PACING_SKIPPED.inc(skip)
             lateness -= skip * self._period_ns
         if lateness > self._late_after_ns:
             self.stats.late += 1

@@ -12,24 +12,15 @@ PACING_LATENESS = Histogram(
     "voice_rtc_pacing_lateness_seconds",
     "How late each frame left the pacer after its deadline",
     buckets=(
-        0.0001,
-        0.00025,
-        0.0005,
-        0.001,
-        0.002,
-        0.003,
-        0.005,
-        0.0075,
-        0.01,
-        0.015,
-        0.02,
-        0.04,
-        0.1,
-        0.25,
-        1.0,
+        *(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02),
+        *(0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.25, 1.0),
     ),
 )
 SIGNALING_ERRORS = Counter(
     "voice_rtc_signaling_errors_total", "Error messages sent to clients", ["code"]
 )
 RESUMES = Counter("voice_rtc_session_resumes_total", "Sessions resumed by a returning listener")
+PACING_SKIPPED = Counter(
+    "voice_rtc_pacing_skipped_slots_total",
+    "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, not lost",
+)

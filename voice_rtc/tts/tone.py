@@ -9,6 +9,7 @@ of `framecode_hz(k)`, a whole number of cycles per 20 ms frame (so frames join w
 which survives Opus. A listener's recording then says which frames it played, in what order.
 """
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -61,6 +62,7 @@ class ToneProvider:
             else:
                 phase = 2 * np.pi * hz * n / SAMPLE_RATE
             yield (AMPLITUDE * 32767 * np.sin(phase)).astype("<i2").tobytes()
+            await asyncio.sleep(0)  # computing is all it does: let the event loop breathe
 
     async def close(self) -> None:
         pass
