@@ -19,13 +19,15 @@ from voice_rtc.logs import AccessLogger, setup_logging
 from voice_rtc.session import SessionRegistry
 from voice_rtc.transports.webrtc import use_host_addresses
 from voice_rtc.tts import create_provider
+from voice_rtc.tts.base import TTSProvider
 
 CLIENT_DIR = Path(__file__).parent / "client"
 
 
-def build_app(settings: Settings) -> web.Application:
+def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Application:
+    """The application; `tts` replaces the provider the settings name (tests use it)."""
     app = web.Application()
-    tts = create_provider(settings)
+    tts = tts or create_provider(settings)
     sessions = SessionRegistry(
         tts,
         settings.max_sessions,
@@ -49,7 +51,7 @@ def build_app(settings: Settings) -> web.Application:
         await sessions.close_all()
         await tts.close()
 
-    app.add_routes(health_routes(sessions, tts.name))
+    app.add_routes(health_routes(sessions, tts))
     app.add_routes(
         [
             web.get("/", index),

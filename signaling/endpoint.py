@@ -18,10 +18,17 @@ from voice_rtc import metrics
 from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
 from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body
-from voice_rtc.playout import PlayoutEvent, PlayoutFull, UtteranceEnded, UtteranceStarted
+from voice_rtc.playout import (
+    EndReason,
+    PlayoutEvent,
+    PlayoutFull,
+    UtteranceEnded,
+    UtteranceStarted,
+)
 from voice_rtc.session import PlayedPosition, Session, SessionLimitReached, SessionRegistry
 from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer, ice_configuration
 from voice_rtc.transports.websocket import CODEC_LABELS, Codec, WebSocketAudio
+from voice_rtc.utterance import PendingTextFull, UtteranceClosed
 
 from .messages import (
     PROTOCOL_VERSION,
@@ -140,7 +147,7 @@ class Connection:
         elif isinstance(msg, Speak):
             await self._speak(session, msg)
         elif isinstance(msg, Cancel):
-            session.cancel()
+            session.playout.cancel()
         elif isinstance(msg, Offer):
             await self._offer(session, msg)
         elif isinstance(msg, Transport):
@@ -255,12 +262,20 @@ class Connection:
         if len(msg.text) > limit:
             detail = f"{len(msg.text)} characters; the limit is {limit}"
             raise ProtocolError(ErrorCode.TEXT_TOO_LONG, detail)
-        if not msg.text.strip():
-            raise ProtocolError(ErrorCode.INVALID_FIELD, "speak.text: the text is empty")
         try:
-            utterance_id = session.speak(msg.text)
+            if msg.utterance_id is not None:
+                session.playout.append(msg.utterance_id, msg.text, msg.final)
+                utterance_id = msg.utterance_id
+            elif not msg.text.strip() and msg.final:
+                raise ProtocolError(ErrorCode.INVALID_FIELD, "speak.text: the text is empty")
+            else:
+                utterance_id = session.playout.enqueue(msg.text, msg.final)
         except PlayoutFull as exc:
             raise ProtocolError(ErrorCode.QUEUE_FULL, str(exc)) from None
+        except UtteranceClosed as exc:
+            raise ProtocolError(ErrorCode.UTTERANCE_CLOSED, str(exc)) from None
+        except PendingTextFull as exc:
+            raise ProtocolError(ErrorCode.TEXT_TOO_LONG, str(exc)) from None
         await self._reply(msg, message("queued", utterance_id=utterance_id))
 
     async def _forward_events(self, session: Session, last_sent: int) -> None:
@@ -268,6 +283,9 @@ class Connection:
             for event_id, event in await session.events_after(last_sent):
                 await self._send({**_event_message(event), "event_id": event_id})
                 last_sent = event_id
+                if isinstance(event, UtteranceEnded) and event.reason is EndReason.FAILED:
+                    detail = f"utterance {event.utterance_id} could not be synthesized"
+                    await self._send_error(ErrorCode.TTS_SERVICE_UNAVAILABLE, detail)
 
     async def _watch_heartbeat(self) -> None:
         """A client silent for two heartbeat intervals plus the timeout is gone."""
@@ -351,4 +369,5 @@ def _event_message(event: PlayoutEvent) -> dict[str, Any]:
         utterance_id=event.utterance_id,
         frames=event.frames,
         reason=event.reason.value,
+        text=event.text,
     )

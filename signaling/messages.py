@@ -62,8 +62,14 @@ class Offer(_Message):
 
 
 class Speak(_Message):
+    """Text to speak. To stream an agent's text as it is generated: the first piece with
+    `final: false` starts an utterance; later pieces name it (`utterance_id`) and the last says
+    `final: true`. Pieces are joined as they are (send the spaces)."""
+
     type: Literal["speak"]
     text: str
+    utterance_id: int | None = None
+    final: bool = True
 
 
 class Cancel(_Message):

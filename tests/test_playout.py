@@ -13,7 +13,9 @@ from voice_rtc.playout import (
     UtteranceEnded,
     UtteranceStarted,
 )
+from voice_rtc.tts.base import Retract
 from voice_rtc.tts.tone import ToneProvider
+from voice_rtc.utterance import UtteranceClosed
 
 
 class ScriptedProvider:
@@ -70,9 +72,9 @@ async def test_frames_are_exact_numbered_and_in_order() -> None:
     assert frames[-1].pcm[(11246 - 25 * 441) * 2 :] == bytes(FRAME_BYTES - (11246 - 25 * 441) * 2)
     assert events == [
         UtteranceStarted(first, 0, "440hz 1s"),
-        UtteranceEnded(first, 50, EndReason.DONE),
+        UtteranceEnded(first, 50, EndReason.DONE, "440hz 1s"),
         UtteranceStarted(second, 50, "660hz 0.51s"),
-        UtteranceEnded(second, 26, EndReason.DONE),
+        UtteranceEnded(second, 26, EndReason.DONE, "660hz 0.51s"),
     ]
 
 
@@ -104,8 +106,8 @@ async def test_cancel_drops_the_current_utterance_and_the_queue_and_stops_synthe
     assert playout.cancel() == [current, queued]
     assert playout.next_frame() is None and playout.idle
     assert events[-2:] == [
-        UtteranceEnded(current, 3, EndReason.CANCELLED),
-        UtteranceEnded(queued, 0, EndReason.CANCELLED),
+        UtteranceEnded(current, 3, EndReason.CANCELLED, "current"),
+        UtteranceEnded(queued, 0, EndReason.CANCELLED, "queued"),
     ]
     await asyncio.sleep(0)
     assert provider.closed == ["current"]  # the provider's iterator was closed, not left running
@@ -144,12 +146,12 @@ async def test_a_failing_provider_ends_the_utterance_and_the_next_one_still_play
     playout = Playout(ScriptedProvider(chunks=10, fail_after=4), events.append)
     broken = playout.enqueue("broken")
     frames = await play_all(playout)
-    assert UtteranceEnded(broken, len(frames), EndReason.FAILED) in events
+    assert UtteranceEnded(broken, len(frames), EndReason.FAILED, "broken") in events
     assert len(frames) == 4 * 1000 // FRAME_BYTES + 1  # what was made before the failure
     playout._tts = ToneProvider()  # the provider recovers
     fine = playout.enqueue("0.2s")
     assert len(await play_all(playout)) == 10
-    assert events[-1] == UtteranceEnded(fine, 10, EndReason.DONE)
+    assert events[-1] == UtteranceEnded(fine, 10, EndReason.DONE, "0.2s")
 
 
 async def test_synthesis_falling_behind_counts_an_underrun() -> None:
@@ -221,3 +223,62 @@ async def test_cancel_forgets_the_unacknowledged_audio_too() -> None:
         playout.next_frame()
     playout.cancel()
     assert playout.rewind() == 0 and playout.next_frame() is None
+
+
+class RecordingProvider(ScriptedProvider):
+    """Records the sentences it is asked for; each becomes one frame of audio."""
+
+    def __init__(self) -> None:
+        super().__init__(chunks=1, size=FRAME_BYTES)
+        self.asked: list[str] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        self.asked.append(text)
+        yield bytes(FRAME_BYTES)
+
+
+async def test_text_streamed_in_pieces_is_spoken_a_sentence_at_a_time_as_it_completes() -> None:
+    provider = RecordingProvider()
+    events: list[PlayoutEvent] = []
+    playout = Playout(provider, events.append)
+    utterance = playout.enqueue("Hello there. How", final=False)
+    await synthesized(playout)
+    assert provider.asked == ["Hello there."]  # spoken before the rest of the text exists
+    playout.append(utterance, " are you? Fi", final=False)
+    await synthesized(playout)
+    assert provider.asked == ["Hello there.", "How are you?"]
+    playout.append(utterance, "ne.", final=True)
+    frames = await play_all(playout)
+    assert provider.asked == ["Hello there.", "How are you?", "Fine."]
+    assert [f.index for f in frames] == [0, 1, 2]  # one utterance, no gap, no restart
+    assert events[-1] == UtteranceEnded(
+        utterance, 3, EndReason.DONE, "Hello there. How are you? Fine."
+    )
+    with pytest.raises(UtteranceClosed):
+        playout.append(utterance, "more", final=True)
+
+
+async def test_an_open_utterance_holds_the_queue_until_it_is_finished() -> None:
+    provider = RecordingProvider()
+    playout = Playout(provider, lambda _e: None)
+    first = playout.enqueue("One", final=False)
+    playout.enqueue("Two.")
+    await synthesized(playout)
+    assert provider.asked == []  # "One" may be the start of a longer sentence
+    playout.append(first, " more.", final=True)
+    await play_all(playout)
+    assert provider.asked == ["One more.", "Two."]
+
+
+async def test_retract_takes_back_audio_not_yet_played() -> None:
+    class Retracting(ScriptedProvider):
+        async def synthesize(self, text: str) -> AsyncIterator[bytes | Retract]:
+            yield b"\x01" * 3000  # 3.4 frames
+            yield Retract(1000)  # the last 1000 bytes were a word cut off
+            yield b"\x02" * 1000
+
+    playout = Playout(Retracting(), lambda _e: None)
+    playout.enqueue("x")
+    pcm = b"".join(f.pcm for f in await play_all(playout))
+    assert pcm[:3000] == b"\x01" * 2000 + b"\x02" * 1000
+    assert pcm[3000:] == bytes(len(pcm) - 3000)  # then only the padding of the last frame

@@ -15,7 +15,8 @@ from tests.conftest import RunningServer, StartServer
 from tests.framecode import symbols, unwrap
 from tests.signal_analysis import dominant_frequency, rms
 from voice_rtc.audio import SAMPLE_RATE, SAMPLE_WIDTH
-from voice_rtc.client import VoiceClient, backoff_delay
+from voice_rtc.backoff import backoff_delay
+from voice_rtc.client import VoiceClient
 from voice_rtc.transports.websocket import HEADER
 
 FRAMES_PER_SECOND = 50

@@ -46,6 +46,16 @@ class Reframer:
             yield bytes(self._pending[start : start + FRAME_BYTES])
         del self._pending[:whole]
 
+    def retract(self, byte_count: int) -> int:
+        """Drop up to `byte_count` of the newest bytes not yet framed; returns how many."""
+        dropped = min(byte_count, len(self._pending))
+        del self._pending[len(self._pending) - dropped :]
+        return dropped
+
+    def restore(self, data: bytes) -> None:
+        """Put bytes taken back out of a frame in front of what is pending."""
+        self._pending[:0] = data
+
     def flush(self) -> Iterator[bytes]:
         if self._pending:
             tail = bytes(self._pending).ljust(FRAME_BYTES, b"\0")

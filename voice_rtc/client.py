@@ -15,7 +15,6 @@ import contextlib
 import ipaddress
 import itertools
 import logging
-import random
 import time
 import wave
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
 from .audio import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
+from .backoff import backoff_delay
 from .transports.webrtc import use_host_addresses
 from .transports.websocket import unpack
 
@@ -56,11 +56,6 @@ class ServerError(Exception):
 
 class ReconnectFailed(ConnectionError):
     pass
-
-
-def backoff_delay(attempt: int, base_s: float = 1.0, cap_s: float = 30.0) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
-    return random.uniform(0, min(cap_s, base_s * 2**attempt))
 
 
 @dataclass
@@ -168,8 +163,13 @@ class VoiceClient:
         self._link = await asyncio.wait_for(self._open_link(), timeout)
         self._supervisor = asyncio.create_task(self._supervise(), name="client-supervisor")
 
-    async def speak(self, text: str) -> int:
-        reply = await self.request({"type": "speak", "text": text}, "queued")
+    async def speak(self, text: str, utterance_id: int | None = None, final: bool = True) -> int:
+        """Queue `text`; returns its utterance id. To stream text as it is generated, send the
+        first piece with `final=False`, then more with its `utterance_id`, the last `final`."""
+        body: dict[str, Any] = {"type": "speak", "text": text, "final": final}
+        if utterance_id is not None:
+            body["utterance_id"] = utterance_id
+        reply = await self.request(body, "queued")
         return int(reply["utterance_id"])
 
     async def cancel(self) -> None:

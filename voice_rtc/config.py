@@ -9,11 +9,14 @@ import dataclasses
 import ipaddress
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 ENV_PREFIX = "VOICE_RTC_"
-TTS_PROVIDERS = ("espeak", "tone")
+TTS_PROVIDERS = ("espeak", "tone", "cartesia")
+# Secrets come from the environment only: never a command-line option (visible in `ps`), never
+# in the repr of Settings (logged at start).
+SECRET_ENV = {"cartesia_api_key": "CARTESIA_API_KEY"}
 TRANSPORTS = ("auto", "webrtc", "websocket")
 
 
@@ -29,6 +32,15 @@ class Settings:
     espeak_voice: str = "en-us"
     espeak_words_per_minute: int = 175
     tone_frequency_hz: float = 440.0
+    cartesia_model: str = "sonic-2"
+    cartesia_voice: str = ""
+    cartesia_base_url: str = "https://api.cartesia.ai"
+    cartesia_api_key: str = field(default="", repr=False)
+    tts_max_retries: int = 2
+    tts_first_audio_timeout_s: float = 3.0
+    tts_stall_timeout_s: float = 2.0
+    breaker_failure_threshold: int = 5
+    breaker_recovery_s: float = 60.0
     ice_servers: str = ""
     ice_host_addresses: str = ""
     max_sessions: int = 200
@@ -75,6 +87,23 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        if self.tts == "cartesia":
+            if not self.cartesia_api_key:
+                problems.append(
+                    "tts cartesia needs the API key in the environment: CARTESIA_API_KEY"
+                )
+            if not self.cartesia_voice:
+                problems.append("tts cartesia needs a voice id: VOICE_RTC_CARTESIA_VOICE")
+        if self.tts_max_retries < 0:
+            problems.append("tts_max_retries must be 0 or more")
+        for name in (
+            "tts_first_audio_timeout_s",
+            "tts_stall_timeout_s",
+            "breaker_failure_threshold",
+            "breaker_recovery_s",
+        ):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
         if self.transport not in TRANSPORTS:
             problems.append(f"transport {self.transport!r} is not one of {', '.join(TRANSPORTS)}")
         for name in (
@@ -115,6 +144,15 @@ HELP = {
     "espeak_voice": "eSpeak NG voice name",
     "espeak_words_per_minute": "eSpeak NG speaking rate",
     "tone_frequency_hz": "frequency of the tone provider when the text names none",
+    "cartesia_model": "Cartesia model id",
+    "cartesia_voice": "Cartesia voice id",
+    "cartesia_base_url": "Cartesia API address",
+    "cartesia_api_key": "Cartesia API key: from CARTESIA_API_KEY in the environment only",
+    "tts_max_retries": "retries of a failed remote TTS request before the fallback voice speaks",
+    "tts_first_audio_timeout_s": "a remote TTS request with no audio by then has failed",
+    "tts_stall_timeout_s": "a remote TTS stream silent this long has failed",
+    "breaker_failure_threshold": "remote TTS failures in a row that open the circuit breaker",
+    "breaker_recovery_s": "how long the breaker stays open before a trial request",
     "ice_servers": "comma-separated STUN/TURN URLs handed to both peers (none by default)",
     "ice_host_addresses": "comma-separated IPs the server offers as ICE host candidates "
     "(default: the listen address, or every interface when it listens on all)",
@@ -153,12 +191,14 @@ def load_settings(env: Mapping[str, str], argv: Sequence[str] = ()) -> Settings:
     kinds = {f.name: type(f.default) for f in fields(Settings)}
     values: dict[str, Any] = {}
     for name, kind in kinds.items():
-        raw = env.get(ENV_PREFIX + name.upper())
+        variable = SECRET_ENV.get(name, ENV_PREFIX + name.upper())
+        raw = env.get(variable)
         if raw is not None:
-            values[name] = _convert(ENV_PREFIX + name.upper(), kind, raw)
+            values[name] = _convert(variable, kind, raw)
     parser = argparse.ArgumentParser(description="voice-rtc media server")
     for name in kinds:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=str, help=HELP[name])
+        if name not in SECRET_ENV:
+            parser.add_argument("--" + name.replace("_", "-"), dest=name, type=str, help=HELP[name])
     for name, raw in vars(parser.parse_args(list(argv))).items():
         if raw is not None:
             values[name] = _convert("--" + name.replace("_", "-"), kinds[name], raw)

@@ -1,8 +1,9 @@
 """The one table of error codes that the server and its clients share.
 
-Each code has a severity, a category, whether the client can recover (retry, fix the request,
-reconnect) and a message fit to show a user. The table is served at GET /api/errors, so the
-browser library maps the same codes to the same recovery actions.
+Each code has a severity, a category, whether the client can recover, what it should do about
+it (`action`) and a message fit to show a user. The table is served at GET /api/errors, so the
+browser library maps the same codes to the same recovery. Codes a client raises itself (it could
+not connect, could not play audio) are here too, so that both sides speak one language.
 """
 
 from dataclasses import asdict, dataclass
@@ -21,8 +22,25 @@ class Category(StrEnum):
     PROTOCOL = "protocol"
     INPUT = "input"
     MEDIA = "media"
+    NETWORK = "network"
     CAPACITY = "capacity"
+    TTS = "tts"
+    AUTH = "auth"
     SERVER = "server"
+
+
+class Action(StrEnum):
+    """What a client does about an error."""
+
+    FIX_REQUEST = "fix_request"  # a bug or bad input: sending it again will fail again
+    RETRY = "retry"  # try again now
+    RETRY_LATER = "retry_later"  # try again after a while (a `retry_after_s` may say how long)
+    RECONNECT = "reconnect"  # reconnect with backoff, resuming the session
+    NEW_SESSION = "new_session"  # the session is gone: start a new one
+    SWITCH_TRANSPORT = "switch_transport"  # use the other audio transport
+    ENABLE_AUDIO = "enable_audio"  # the user must allow audio (a click), or fall back to captions
+    SIGN_IN = "sign_in"  # get a fresh token
+    UPGRADE = "upgrade"  # this client is too old or too new
 
 
 @dataclass(frozen=True)
@@ -30,6 +48,7 @@ class ErrorInfo:
     severity: Severity
     category: Category
     recoverable: bool
+    action: Action
     message: str
 
 
@@ -46,58 +65,72 @@ class ErrorCode(StrEnum):
     TRANSPORT_NOT_ALLOWED = "TRANSPORT_NOT_ALLOWED"
     INVALID_SDP = "INVALID_SDP"
     TEXT_TOO_LONG = "TEXT_TOO_LONG"
+    UTTERANCE_CLOSED = "UTTERANCE_CLOSED"
     QUEUE_FULL = "QUEUE_FULL"
     SERVER_BUSY = "SERVER_BUSY"
+    TTS_SERVICE_UNAVAILABLE = "TTS_SERVICE_UNAVAILABLE"
+    AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
+    RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
+    WEBSOCKET_CONNECTION_FAILED = "WEBSOCKET_CONNECTION_FAILED"
+    AUDIO_PLAYBACK_FAILED = "AUDIO_PLAYBACK_FAILED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
+def _info(
+    severity: Severity, category: Category, action: Action, message: str, recoverable: bool = True
+) -> ErrorInfo:
+    return ErrorInfo(severity, category, recoverable, action, message)
+
+
 _W, _E, _F = Severity.WARNING, Severity.ERROR, Severity.FATAL
+_P, _I = Category.PROTOCOL, Category.INPUT
+_FIX = Action.FIX_REQUEST
 
 ERRORS: dict[ErrorCode, ErrorInfo] = {
-    ErrorCode.INVALID_JSON: ErrorInfo(
-        _W, Category.PROTOCOL, True, "The message was not valid JSON."
+    ErrorCode.INVALID_JSON: _info(_W, _P, _FIX, "The message was not valid JSON."),
+    ErrorCode.UNKNOWN_TYPE: _info(_W, _P, _FIX, "The message type is not known."),
+    ErrorCode.MISSING_FIELD: _info(_W, _P, _FIX, "The message is missing a required field."),
+    ErrorCode.INVALID_FIELD: _info(_W, _P, _FIX, "A field of the message has a wrong value."),
+    ErrorCode.MESSAGE_TOO_LARGE: _info(_W, _I, _FIX, "The message is larger than allowed."),
+    ErrorCode.UNSUPPORTED_VERSION: _info(
+        _F, _P, Action.UPGRADE, "This app is out of date; reload the page.", recoverable=False
     ),
-    ErrorCode.UNKNOWN_TYPE: ErrorInfo(
-        _W, Category.PROTOCOL, True, "The message type is not known."
+    ErrorCode.HELLO_REQUIRED: _info(_W, _P, _FIX, "Send hello before anything else."),
+    ErrorCode.ALREADY_STARTED: _info(_W, _P, _FIX, "This connection already has a session."),
+    ErrorCode.SESSION_NOT_FOUND: _info(
+        _W, _P, Action.NEW_SESSION, "Your earlier session has ended; starting a new one."
     ),
-    ErrorCode.MISSING_FIELD: ErrorInfo(
-        _W, Category.PROTOCOL, True, "The message is missing a required field."
+    ErrorCode.TRANSPORT_NOT_ALLOWED: _info(
+        _W, Category.MEDIA, Action.SWITCH_TRANSPORT, "This server streams audio another way."
     ),
-    ErrorCode.INVALID_FIELD: ErrorInfo(
-        _W, Category.PROTOCOL, True, "A field of the message has a wrong type or value."
+    ErrorCode.INVALID_SDP: _info(
+        _E, Category.MEDIA, _FIX, "The audio connection could not be set up."
     ),
-    ErrorCode.MESSAGE_TOO_LARGE: ErrorInfo(
-        _W, Category.INPUT, True, "The message is larger than the server accepts."
+    ErrorCode.TEXT_TOO_LONG: _info(_W, _I, _FIX, "The text is longer than can be spoken at once."),
+    ErrorCode.UTTERANCE_CLOSED: _info(_W, _I, _FIX, "That speech has already finished."),
+    ErrorCode.QUEUE_FULL: _info(
+        _W, Category.CAPACITY, Action.RETRY_LATER, "Too much speech is queued; wait a moment."
     ),
-    ErrorCode.UNSUPPORTED_VERSION: ErrorInfo(
-        _F, Category.PROTOCOL, False, "This client speaks a protocol version the server does not."
+    ErrorCode.SERVER_BUSY: _info(
+        _E, Category.CAPACITY, Action.RETRY_LATER, "The service is busy; trying again shortly."
     ),
-    ErrorCode.HELLO_REQUIRED: ErrorInfo(
-        _W, Category.PROTOCOL, True, "Send hello before anything else."
+    ErrorCode.TTS_SERVICE_UNAVAILABLE: _info(
+        _E, Category.TTS, Action.RETRY_LATER, "Speech could not be produced right now."
     ),
-    ErrorCode.ALREADY_STARTED: ErrorInfo(
-        _W, Category.PROTOCOL, True, "This connection already has a session."
+    ErrorCode.AUTHENTICATION_FAILED: _info(
+        _E, Category.AUTH, Action.SIGN_IN, "Your sign-in is not valid; please sign in again."
     ),
-    ErrorCode.SESSION_NOT_FOUND: ErrorInfo(
-        _W, Category.PROTOCOL, True, "Your earlier session has ended; starting a new one."
+    ErrorCode.RATE_LIMIT_EXCEEDED: _info(
+        _W, Category.CAPACITY, Action.RETRY_LATER, "Too many requests; slowing down."
     ),
-    ErrorCode.TRANSPORT_NOT_ALLOWED: ErrorInfo(
-        _W, Category.MEDIA, True, "This server does not stream audio that way."
+    ErrorCode.WEBSOCKET_CONNECTION_FAILED: _info(
+        _E, Category.NETWORK, Action.RECONNECT, "The connection to the server was lost; retrying."
     ),
-    ErrorCode.INVALID_SDP: ErrorInfo(
-        _E, Category.MEDIA, True, "The WebRTC offer could not be used."
+    ErrorCode.AUDIO_PLAYBACK_FAILED: _info(
+        _W, Category.MEDIA, Action.ENABLE_AUDIO, "Audio cannot play; click to enable sound."
     ),
-    ErrorCode.TEXT_TOO_LONG: ErrorInfo(
-        _W, Category.INPUT, True, "The text is longer than the server speaks at once."
-    ),
-    ErrorCode.QUEUE_FULL: ErrorInfo(
-        _W, Category.CAPACITY, True, "Too much speech is queued; wait for some to finish."
-    ),
-    ErrorCode.SERVER_BUSY: ErrorInfo(
-        _E, Category.CAPACITY, True, "The server is at capacity; try again shortly."
-    ),
-    ErrorCode.INTERNAL_ERROR: ErrorInfo(
-        _E, Category.SERVER, True, "Something went wrong on the server."
+    ErrorCode.INTERNAL_ERROR: _info(
+        _E, Category.SERVER, Action.RETRY, "Something went wrong on the server."
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Liveness: GET /health answers while the event loop does."""
+"""Liveness (GET /health: the event loop answers) and readiness (GET /ready: take new sessions?)."""
 
 import asyncio
 import time
@@ -6,9 +6,10 @@ import time
 from aiohttp import web
 
 from .session import SessionRegistry
+from .tts.base import TTSProvider
 
 
-def health_routes(sessions: SessionRegistry, provider: str) -> list[web.RouteDef]:
+def health_routes(sessions: SessionRegistry, tts: TTSProvider) -> list[web.RouteDef]:
     started = time.monotonic()
 
     async def health(_request: web.Request) -> web.Response:
@@ -18,8 +19,16 @@ def health_routes(sessions: SessionRegistry, provider: str) -> list[web.RouteDef
                 "uptime_s": round(time.monotonic() - started, 1),
                 "sessions": len(sessions),
                 "tasks": len(asyncio.all_tasks()),
-                "tts": provider,
             }
         )
 
-    return [web.get("/health", health)]
+    async def ready(_request: web.Request) -> web.Response:
+        accepting = not sessions.full
+        body = {
+            "status": "ready" if accepting else "full",
+            "sessions": len(sessions),
+            "tts": tts.status(),
+        }
+        return web.json_response(body, status=200 if accepting else 503)
+
+    return [web.get("/health", health), web.get("/ready", ready)]

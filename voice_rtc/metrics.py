@@ -24,3 +24,20 @@ PACING_SKIPPED = Counter(
     "voice_rtc_pacing_skipped_slots_total",
     "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, not lost",
 )
+TTS_FIRST_AUDIO = Histogram(
+    "voice_rtc_tts_first_audio_seconds",
+    "From starting to synthesize an utterance to its first audio",
+    ["provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
+)
+TTS_FAILURES = Counter(
+    "voice_rtc_tts_failures_total",
+    "Failed requests to a remote TTS provider",
+    ["provider", "reason"],
+)
+TTS_FALLBACKS = Counter(
+    "voice_rtc_tts_fallbacks_total", "Text spoken by the fallback voice instead", ["reason"]
+)
+TTS_BREAKER_STATE = Gauge(
+    "voice_rtc_tts_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["provider"]
+)

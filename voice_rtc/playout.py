@@ -13,13 +13,16 @@ of sending audio nobody may hear, so a dead transport costs at most one window o
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
+from . import metrics
 from .audio import Reframer
-from .tts.base import TTSProvider
+from .tts.base import Retract, TTSProvider
+from .utterance import Utterance, UtteranceClosed
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +53,10 @@ class UtteranceEnded:
     utterance_id: int
     frames: int
     reason: EndReason
+    text: str  # all of it, for captions of text that arrived in pieces
 
 
 PlayoutEvent = UtteranceStarted | UtteranceEnded
-
-
-@dataclass(eq=False)
-class _Utterance:
-    id: int
-    text: str
-    frames: deque[bytes] = field(default_factory=deque)  # synthesized, not yet played
-    synthesized: bool = False  # the provider has finished (or failed)
-    failed: bool = False
-    played: int = 0
 
 
 class PlayoutFull(Exception):
@@ -77,12 +71,14 @@ class Playout:
         max_queued: int = 16,
         max_buffered_frames: int = 1500,  # 30 s of audio ahead of playback
         resume_window: int = 150,  # 3 s of audio sent but not yet acknowledged
+        max_pending_chars: int = 8000,  # text of an open utterance waiting to be spoken
     ) -> None:
         self._tts = tts
         self._on_event = on_event
         self._max_queued = max_queued
         self._max_buffered_frames = max_buffered_frames
-        self._queue: deque[_Utterance] = deque()
+        self._max_pending_chars = max_pending_chars
+        self._queue: deque[Utterance] = deque()
         self._next_id = 1
         self._seq = 0
         self._buffered = 0
@@ -103,16 +99,24 @@ class Playout:
     def idle(self) -> bool:
         return not self._queue and not self._replay
 
-    def enqueue(self, text: str) -> int:
-        """Queue `text` to be spoken; returns its utterance id."""
+    def enqueue(self, text: str, final: bool = True) -> int:
+        """Queue `text` to be spoken; returns its utterance id. Unless `final`, more text may
+        follow with `append` (an agent streaming an LLM's tokens)."""
         if len(self._queue) >= self._max_queued:
             raise PlayoutFull(f"{self._max_queued} utterances are already queued")
-        utterance = _Utterance(self._next_id, text)
+        utterance = Utterance(self._next_id, text, final, self._max_pending_chars)
         self._next_id += 1
         self._queue.append(utterance)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._synthesize_queue(), name="playout-synthesis")
         return utterance.id
+
+    def append(self, utterance_id: int, text: str, final: bool) -> None:
+        """More text for an open utterance; raises UtteranceClosed if it is not open."""
+        utterance = next((u for u in self._queue if u.id == utterance_id), None)
+        if utterance is None:
+            raise UtteranceClosed(f"utterance {utterance_id} is not queued")
+        utterance.add_text(text, final)
 
     def cancel(self) -> list[int]:
         """Drop the rest of the current utterance and everything queued; returns their ids."""
@@ -123,7 +127,7 @@ class Playout:
         self._unacknowledged.clear()
         self._replay.clear()
         for utterance in cancelled:
-            self._on_event(UtteranceEnded(utterance.id, utterance.played, EndReason.CANCELLED))
+            self._end(utterance, EndReason.CANCELLED)
         return [u.id for u in cancelled]
 
     def next_frame(self) -> Frame | None:
@@ -169,8 +173,7 @@ class Playout:
                     self.underruns += 1  # mid-utterance: synthesis fell behind playback
                 return None
             self._queue.popleft()
-            reason = EndReason.FAILED if head.failed else EndReason.DONE
-            self._on_event(UtteranceEnded(head.id, head.played, reason))
+            self._end(head, EndReason.FAILED if head.failed else EndReason.DONE)
         return None
 
     async def close(self) -> None:
@@ -179,7 +182,10 @@ class Playout:
             await asyncio.gather(worker, return_exceptions=True)
         self._queue.clear()
 
-    def _play(self, utterance: _Utterance) -> Frame:
+    def _end(self, utterance: Utterance, reason: EndReason) -> None:
+        self._on_event(UtteranceEnded(utterance.id, utterance.played, reason, utterance.text))
+
+    def _play(self, utterance: Utterance) -> Frame:
         pcm = utterance.frames.popleft()
         self._buffered -= 1
         self._room.set()
@@ -200,13 +206,26 @@ class Playout:
         while (pending := next((u for u in self._queue if not u.synthesized), None)) is not None:
             await self._synthesize(pending)
 
-    async def _synthesize(self, utterance: _Utterance) -> None:
+    async def _synthesize(self, utterance: Utterance) -> None:
         reframer = Reframer()
+        first_request: float | None = None  # when the first sentence went to the provider
+        heard_first_audio = False
         try:
-            async for chunk in self._tts.synthesize(utterance.text):
-                for frame in reframer.push(chunk):
-                    await self._wait_for_room()
-                    self._append(utterance, frame)
+            async for sentence in utterance.sentences():
+                if first_request is None:
+                    first_request = time.monotonic()
+                async for item in self._tts.synthesize(sentence):
+                    if isinstance(item, Retract):
+                        self._retract(utterance, reframer, item.byte_count)
+                        continue
+                    if not heard_first_audio:
+                        heard_first_audio = True
+                        metrics.TTS_FIRST_AUDIO.labels(self._tts.name).observe(
+                            time.monotonic() - first_request
+                        )
+                    for frame in reframer.push(item):
+                        await self._wait_for_room()
+                        self._append(utterance, frame)
         except Exception:
             log.exception("tts_failed", extra={"utterance_id": utterance.id})
             utterance.failed = True  # play what was made; the end event says it failed
@@ -215,9 +234,21 @@ class Playout:
         for frame in reframer.flush():
             self._append(utterance, frame)
 
-    def _append(self, utterance: _Utterance, frame: bytes) -> None:
+    def _append(self, utterance: Utterance, frame: bytes) -> None:
         utterance.frames.append(frame)
         self._buffered += 1
+
+    def _retract(self, utterance: Utterance, reframer: Reframer, byte_count: int) -> None:
+        """Take back the newest `byte_count` bytes of audio, as far as none of it was played."""
+        left = byte_count - reframer.retract(byte_count)
+        while left > 0 and utterance.frames:
+            frame = utterance.frames.pop()
+            self._buffered -= 1
+            keep = max(0, len(frame) - left)
+            left -= len(frame) - keep
+            reframer.restore(frame[:keep])
+        if left:
+            log.warning("retract_too_late", extra={"utterance_id": utterance.id, "bytes": left})
 
     async def _wait_for_room(self) -> None:
         while self._buffered >= self._max_buffered_frames:

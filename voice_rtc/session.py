@@ -78,12 +78,6 @@ class Session:
         self._grace: asyncio.Task[None] | None = None
         self.closed = False
 
-    def speak(self, text: str) -> int:
-        return self.playout.enqueue(text)
-
-    def cancel(self) -> list[int]:
-        return self.playout.cancel()
-
     def next_frame(self) -> Frame | None:
         return self.playout.next_frame()
 
@@ -182,8 +176,12 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._sessions)
 
+    @property
+    def full(self) -> bool:
+        return len(self._sessions) >= self._max_sessions
+
     def create(self) -> Session:
-        if len(self._sessions) >= self._max_sessions:
+        if self.full:
             raise SessionLimitReached(f"{self._max_sessions} sessions are already open")
 
         def playout(on_event: Callable[[PlayoutEvent], None]) -> Playout:

@@ -1,7 +1,19 @@
-"""The one interface every speech provider implements."""
+"""The interfaces speech providers implement, and what flows through them."""
 
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Retract:
+    """Take back the last `byte_count` bytes of audio handed over, where not yet played.
+
+    After a remote stream fails mid-word, the partial word is withdrawn so that the rest of the
+    text, spoken from that word on, repeats nothing.
+    """
+
+    byte_count: int
 
 
 class TTSProvider(Protocol):
@@ -13,6 +25,38 @@ class TTSProvider(Protocol):
 
     name: str
 
-    def synthesize(self, text: str) -> AsyncIterator[bytes]: ...
+    def synthesize(self, text: str) -> AsyncIterator[bytes | Retract]: ...
+
+    def status(self) -> dict[str, Any]:
+        """What operators should see of it (in /ready)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WordTimings:
+    """Words spoken in a remote stream, each [start, end) in seconds from its first audio."""
+
+    words: list[str]
+    start: list[float]
+    end: list[float]
+
+
+class TTSFailure(Exception):
+    """A remote provider failed a request. `retryable`: the same request may succeed later."""
+
+    def __init__(self, reason: str, retryable: bool, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason  # a metrics label: few values
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class StreamingProvider(Protocol):
+    """A remote provider: audio chunks interleaved with word timings; raises TTSFailure."""
+
+    name: str
+
+    def stream(self, text: str) -> AsyncGenerator[bytes | WordTimings, None]: ...
 
     async def close(self) -> None: ...

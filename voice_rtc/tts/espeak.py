@@ -11,6 +11,7 @@ import ctypes
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import espeakng_loader
 
@@ -116,6 +117,9 @@ class EspeakProvider:
             abort.set()
             # Retrieve a late error so it is not reported as never retrieved.
             done.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def status(self) -> dict[str, Any]:
+        return {"provider": self.name}
 
     async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -12,6 +12,7 @@ which survives Opus. A listener's recording then says which frames it played, in
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +64,9 @@ class ToneProvider:
                 phase = 2 * np.pi * hz * n / SAMPLE_RATE
             yield (AMPLITUDE * 32767 * np.sin(phase)).astype("<i2").tobytes()
             await asyncio.sleep(0)  # computing is all it does: let the event loop breathe
+
+    def status(self) -> dict[str, Any]:
+        return {"provider": self.name}
 
     async def close(self) -> None:
         pass

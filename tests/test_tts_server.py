@@ -1,0 +1,117 @@
+"""The server with a remote voice: Cartesia (a local fake of its API) behind retries, a breaker
+and the embedded fallback voice, as a listener and an operator see it."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from server import build_app
+from tests.conftest import RunningServer, StartServer
+from tests.fake_cartesia import Behaviour, FakeCartesia, word_audio
+from tests.signal_analysis import rms
+from voice_rtc.client import VoiceClient
+from voice_rtc.config import load_settings
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeCartesia]:
+    async with FakeCartesia().serve() as fake:
+        yield fake
+
+
+async def cartesia_server(
+    start_server: StartServer, fake: FakeCartesia, **settings: Any
+) -> RunningServer:
+    return await start_server(
+        env={"CARTESIA_API_KEY": "test-key"},
+        tts="cartesia",
+        cartesia_voice="voice-1",
+        cartesia_base_url=fake.url,
+        **settings,
+    )
+
+
+async def ready(http: aiohttp.ClientSession, server: RunningServer) -> dict[str, Any]:
+    async with http.get(server.url + "ready") as response:
+        body: dict[str, Any] = await response.json()
+        return body
+
+
+async def test_speech_from_cartesia_reaches_the_listener_exactly(
+    start_server: StartServer, fake: FakeCartesia, http: aiohttp.ClientSession
+) -> None:
+    server = await cartesia_server(start_server, fake)
+    async with VoiceClient(server.url, transport="websocket") as client:
+        await client.say("Hello there, friend.")
+    words = ["Hello", "there,", "friend."]
+    expected = b"".join(word_audio(i, w) for i, w in enumerate(words))
+    assert bytes(client.recording.pcm[: len(expected)]) == expected  # lossless over WebSocket
+    assert (await ready(http, server))["tts"] == {
+        "provider": "cartesia",
+        "breaker": "closed",
+        "fallback": "espeak",
+    }
+
+
+async def test_an_agent_streaming_text_is_spoken_sentence_by_sentence(
+    start_server: StartServer, fake: FakeCartesia
+) -> None:
+    server = await cartesia_server(start_server, fake)
+    async with VoiceClient(server.url, transport="websocket") as client:
+        utterance = await client.speak("Hello the", final=False)
+        await client.speak("re. How are", utterance_id=utterance, final=False)
+        await asyncio.sleep(0.3)
+        assert [r.transcript for r in fake.requests] == ["Hello there."]  # spoken already
+        await client.speak(" you?", utterance_id=utterance, final=True)
+        ended = await client.wait_for_event("utterance_ended", utterance)
+    assert [r.transcript for r in fake.requests] == ["Hello there.", "How are you?"]
+    assert ended["reason"] == "done" and ended["text"] == "Hello there. How are you?"
+
+
+async def test_when_cartesia_keeps_failing_the_breaker_opens_and_the_embedded_voice_speaks(
+    start_server: StartServer, fake: FakeCartesia, http: aiohttp.ClientSession
+) -> None:
+    server = await cartesia_server(start_server, fake, breaker_failure_threshold=2)
+    fake.plan = [Behaviour(status=503)] * 20
+    async with VoiceClient(server.url, transport="websocket") as client:
+        for _ in range(2):
+            ended = await client.say("Are you there?")
+            assert ended["reason"] == "done"
+        assert (await ready(http, server))["tts"]["breaker"] == "open"
+        requests_while_closed = len(fake.requests)
+        await client.say("The fallback voice speaks this.")
+    assert len(fake.requests) == requests_while_closed  # nothing sent out while open
+    assert rms(client.recording.pcm) > 300  # and the listener heard speech throughout
+    assert '"event": "breaker_state"' in server.log()
+
+
+class BrokenVoice:
+    name = "broken"
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        raise RuntimeError("synthesis failed")
+        yield b""
+
+    def status(self) -> dict[str, Any]:
+        return {"provider": self.name}
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_speech_that_cannot_be_made_ends_failed_with_a_clear_error() -> None:
+    settings = load_settings({}, ["--tts", "tone"])
+    async with TestServer(build_app(settings, tts=BrokenVoice()), host="127.0.0.1") as test_server:
+        async with VoiceClient(str(test_server.make_url("/")), transport="websocket") as client:
+            ended = await client.say("Hello.")
+            assert ended["reason"] == "failed"
+            for _ in range(50):
+                if client.errors:
+                    break
+                await asyncio.sleep(0.05)
+    assert [e["code"] for e in client.errors] == ["TTS_SERVICE_UNAVAILABLE"]
+    assert client.errors[0]["action"] == "retry_later"
