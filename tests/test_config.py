@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from voice_rtc.config import Settings, SettingsError, load_settings
+from voice_rtc.config import SECRET_ENV, Settings, SettingsError, load_settings
 
 
 def test_defaults_run_a_loopback_demo_with_the_embedded_voice() -> None:
@@ -40,5 +40,17 @@ def test_bad_settings_are_refused_with_what_is_wrong(env: dict[str, str], proble
 
 def test_every_setting_is_in_the_readme() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    missing = [f.name for f in fields(Settings) if f"VOICE_RTC_{f.name.upper()}" not in readme]
+    variables = [SECRET_ENV.get(f.name, f"VOICE_RTC_{f.name.upper()}") for f in fields(Settings)]
+    missing = [variable for variable in variables if f"`{variable}`" not in readme]
     assert not missing, f"settings missing from the README's table: {missing}"
+
+
+def test_secrets_come_from_the_environment_only_and_are_never_shown() -> None:
+    env = {"CARTESIA_API_KEY": "sk-secret", "VOICE_RTC_CARTESIA_VOICE": "v"}
+    settings = load_settings(env, ["--tts", "cartesia"])
+    assert settings.cartesia_api_key == "sk-secret"
+    assert "sk-secret" not in repr(settings)
+    with pytest.raises(SystemExit):  # no command-line option for it
+        load_settings({}, ["--cartesia-api-key", "sk-secret"])
+    with pytest.raises(SettingsError, match="CARTESIA_API_KEY"):
+        load_settings({"VOICE_RTC_CARTESIA_VOICE": "v"}, ["--tts", "cartesia"])
