@@ -1,6 +1,7 @@
 """voice-rtc entry point: `python server.py` reads settings, builds the app and serves it."""
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -10,18 +11,21 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.endpoint import SignalingEndpoint
-from voice_rtc import metrics
 from voice_rtc.audio import FRAME_MS
 from voice_rtc.config import Settings, SettingsError, load_settings
 from voice_rtc.errors import error_table
 from voice_rtc.health import health_routes
 from voice_rtc.logs import AccessLogger, setup_logging
 from voice_rtc.session import SessionRegistry
+from voice_rtc.telemetry import telemetry_routes
 from voice_rtc.transports.webrtc import use_host_addresses
 from voice_rtc.tts import create_provider
 from voice_rtc.tts.base import TTSProvider
 
 CLIENT_DIR = Path(__file__).parent / "client"
+SESSIONS = web.AppKey("sessions", SessionRegistry)
+ENDPOINT = web.AppKey("endpoint", SignalingEndpoint)
+log = logging.getLogger("voice_rtc.server")
 
 
 def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Application:
@@ -34,8 +38,8 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         settings.max_queued_utterances,
         resume_window_frames=settings.resume_window_ms // FRAME_MS,
     )
-    sessions.on_change = metrics.ACTIVE_SESSIONS.set
     endpoint = SignalingEndpoint(settings, sessions)
+    app[SESSIONS], app[ENDPOINT] = sessions, endpoint
     use_host_addresses(settings.host_addresses)
 
     async def index(_request: web.Request) -> web.FileResponse:
@@ -52,6 +56,7 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         await tts.close()
 
     app.add_routes(health_routes(sessions, tts))
+    app.add_routes(telemetry_routes())
     app.add_routes(
         [
             web.get("/", index),
@@ -67,21 +72,42 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
 
 
 async def serve(settings: Settings) -> None:
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log_class=AccessLogger)
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
     host, port = runner.addresses[0][:2]
     print(f"voice-rtc is serving the demo at http://{host}:{port}/", flush=True)
 
-    stop = asyncio.Event()
+    # The first SIGTERM (or Ctrl-C) drains; a second one stops at once.
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        (hurry if stop.is_set() else stop).set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
         await stop.wait()
+        await drain(app, settings.drain_timeout_s, hurry)
     finally:
-        await runner.cleanup()
+        await runner.cleanup()  # closes the sockets (1001), then the sessions and the voice
+
+
+async def drain(app: web.Application, timeout_s: float, hurry: asyncio.Event) -> None:
+    """Graceful shutdown: not ready, no new sessions, clients told, speech in progress may end."""
+    sessions, endpoint = app[SESSIONS], app[ENDPOINT]
+    sessions.begin_drain()
+    log.info("draining", extra={"sessions": len(sessions), "timeout_s": timeout_s})
+    await endpoint.announce_drain(timeout_s)
+    quiet = asyncio.ensure_future(sessions.wait_until_quiet(timeout_s))
+    interrupted = asyncio.ensure_future(hurry.wait())
+    await asyncio.wait([quiet, interrupted], return_when=asyncio.FIRST_COMPLETED)
+    for waiter in (quiet, interrupted):
+        waiter.cancel()
+    log.info("drained", extra={"still_speaking": sessions.speaking()})
 
 
 def main() -> None:

@@ -25,7 +25,13 @@ from voice_rtc.playout import (
     UtteranceEnded,
     UtteranceStarted,
 )
-from voice_rtc.session import PlayedPosition, Session, SessionLimitReached, SessionRegistry
+from voice_rtc.session import (
+    Draining,
+    PlayedPosition,
+    Session,
+    SessionLimitReached,
+    SessionRegistry,
+)
 from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer, ice_configuration
 from voice_rtc.transports.websocket import CODEC_LABELS, Codec, WebSocketAudio
 from voice_rtc.utterance import PendingTextFull, UtteranceClosed
@@ -62,23 +68,27 @@ class SignalingEndpoint:
     def __init__(self, settings: Settings, sessions: SessionRegistry) -> None:
         self._settings = settings
         self._sessions = sessions
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._connections: set[Connection] = set()
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=self._settings.max_message_bytes * _HARD_CAP_FACTOR)
         await ws.prepare(request)
-        self._sockets.add(ws)
+        connection = Connection(ws, self._settings, self._sessions)
+        self._connections.add(connection)
         try:
-            await Connection(ws, self._settings, self._sessions).run()
+            await connection.run()
         finally:
-            self._sockets.discard(ws)
+            self._connections.discard(connection)
         return ws
+
+    async def announce_drain(self, deadline_s: float) -> None:
+        """Tell every client the server is going: finish up, then reconnect (elsewhere)."""
+        notice = message("drain", deadline_ms=round(deadline_s * 1000))
+        await asyncio.gather(*(c.send(notice) for c in list(self._connections)))
 
     async def close_all(self, _app: web.Application | None = None) -> None:
         """Close every open socket (1001 going away), so shutdown does not wait on clients."""
-        await asyncio.gather(
-            *(ws.close(code=1001, message=b"server shutting down") for ws in list(self._sockets))
-        )
+        await asyncio.gather(*(c.close(1001, b"server shutting down") for c in self._connections))
 
 
 class Connection:
@@ -109,6 +119,12 @@ class Connection:
         finally:
             await self._close()
 
+    async def send(self, body: dict[str, Any]) -> None:
+        await self._send(body)
+
+    async def close(self, code: int, reason: bytes) -> None:
+        await self._ws.close(code=code, message=reason)
+
     async def replaced(self) -> None:
         """The client resumed its session on another connection."""
         self._stop_tasks()
@@ -134,6 +150,8 @@ class Connection:
 
     async def _dispatch(self, msg: ClientMessage) -> None:
         if isinstance(msg, Ping):
+            if msg.rtt_ms is not None:
+                metrics.HEARTBEAT_RTT.observe(msg.rtt_ms / 1000)
             await self._reply(msg, message("pong", ts=msg.ts, server_time=time.time()))
             return
         if isinstance(msg, Hello):
@@ -163,6 +181,8 @@ class Connection:
             )
         if msg.resume is not None:
             session = self._sessions.by_resume_token(msg.resume)
+            outcome = "resumed" if session else "session_not_found"
+            metrics.RECONNECTS.labels(outcome).inc()
             if session is None:
                 raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, "no session has that resume token")
         else:
@@ -170,6 +190,8 @@ class Connection:
                 session = self._sessions.create()
             except SessionLimitReached as exc:
                 raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc)) from None
+            except Draining as exc:
+                raise ProtocolError(ErrorCode.SERVER_DRAINING, str(exc)) from None
         previous = session.attach(self)
         if msg.position is not None:
             session.report_position(_played(msg.position))
@@ -179,7 +201,6 @@ class Connection:
         self._session = session
         self._spawn(self._forward_events(session, msg.last_event), "events")
         if msg.resume is not None:
-            metrics.RESUMES.inc()
             log.info("session_resumed", extra={"session_id": session.id})
         await self._reply(msg, self._welcome(session, resumed=msg.resume is not None))
 
@@ -244,6 +265,7 @@ class Connection:
         if self._settings.transport == "webrtc":
             raise ProtocolError(ErrorCode.TRANSPORT_NOT_ALLOWED, "this server streams over WebRTC")
         codec = Codec.from_label(msg.codec)
+        metrics.TRANSPORT_FALLBACKS.labels(msg.reason).inc()
         audio = WebSocketAudio(session, self._send_binary, codec)
         # The reply goes out before set_audio starts the frames, so it comes first.
         await self._reply(
@@ -268,6 +290,8 @@ class Connection:
                 utterance_id = msg.utterance_id
             elif not msg.text.strip() and msg.final:
                 raise ProtocolError(ErrorCode.INVALID_FIELD, "speak.text: the text is empty")
+            elif self._sessions.draining:
+                raise ProtocolError(ErrorCode.SERVER_DRAINING, "no new speech while shutting down")
             else:
                 utterance_id = session.playout.enqueue(msg.text, msg.final)
         except PlayoutFull as exc:
@@ -304,7 +328,7 @@ class Connection:
     async def _send_error(
         self, code: ErrorCode, detail: str = "", request_id: RequestId | None = None
     ) -> None:
-        metrics.SIGNALING_ERRORS.labels(code.value).inc()
+        metrics.ERRORS.labels(code.value, "server").inc()
         log.info(
             "client_error",
             extra={"session_id": self._session_id, "code": code.value, "detail": detail},

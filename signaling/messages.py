@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from voice_rtc.errors import ErrorCode
+from voice_rtc.errors import ErrorCode, validation_error
 
 PROTOCOL_VERSION = 1
 
@@ -54,6 +54,10 @@ class Transport(_Message):
     type: Literal["transport"]
     mode: Literal["websocket"]
     codec: Literal["pcm_s16le", "mulaw"] = "pcm_s16le"
+    # Why the client left WebRTC, for operators (voice_rtc_transport_fallbacks_total).
+    reason: Literal[
+        "forced", "ice_timeout", "connection_failed", "packet_loss", "unsupported", "other"
+    ] = "other"
 
 
 class Offer(_Message):
@@ -79,6 +83,7 @@ class Cancel(_Message):
 class Ping(_Message):
     type: Literal["ping"]
     ts: float
+    rtt_ms: float | None = Field(default=None, ge=0, le=60_000)  # the last one measured
 
 
 ClientMessage = Annotated[
@@ -96,24 +101,11 @@ class ProtocolError(Exception):
         self.request_id = request_id
 
 
-_CODES_BY_PYDANTIC_TYPE = {
-    "json_invalid": ErrorCode.INVALID_JSON,
-    "json_type": ErrorCode.INVALID_JSON,
-    "dict_type": ErrorCode.INVALID_JSON,  # valid JSON, but not an object: not a message
-    "union_tag_invalid": ErrorCode.UNKNOWN_TYPE,
-    "union_tag_not_found": ErrorCode.MISSING_FIELD,
-    "missing": ErrorCode.MISSING_FIELD,
-}
-
-
 def parse_client_message(raw: str | bytes) -> ClientMessage:
     try:
         return _client_message.validate_json(raw)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        code = _CODES_BY_PYDANTIC_TYPE.get(first["type"], ErrorCode.INVALID_FIELD)
-        where = ".".join(str(part) for part in first["loc"])
-        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        code, detail = validation_error(exc)
         raise ProtocolError(code, detail, _request_id(raw)) from None
 
 

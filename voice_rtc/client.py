@@ -136,6 +136,7 @@ class VoiceClient:
         self.welcome: dict[str, Any] = {}
         self.rtt: float | None = None  # of the last heartbeat, in seconds
         self.reconnects = 0
+        self.drain_notice: dict[str, Any] | None = None
         self._max_attempts = max_attempts
         self._http: aiohttp.ClientSession | None = None
         self._link: _Link | None = None
@@ -178,7 +179,10 @@ class VoiceClient:
     async def ping(self) -> float:
         """Round-trip time of a heartbeat, in seconds."""
         sent = time.monotonic()
-        await self.request({"type": "ping", "ts": sent}, "pong")
+        ping: dict[str, Any] = {"type": "ping", "ts": sent}
+        if self.rtt is not None:
+            ping["rtt_ms"] = round(self.rtt * 1000, 1)  # for the server's RTT histogram
+        await self.request(ping, "pong")
         self.rtt = time.monotonic() - sent
         return self.rtt
 
@@ -218,14 +222,15 @@ class VoiceClient:
         if self._link is not None:
             await self._link.close()
 
-    async def switch_transport(self, transport: str) -> None:
-        """Move the audio to `transport` ("webrtc" or "websocket"), keeping the session."""
+    async def switch_transport(self, transport: str, reason: str = "other") -> None:
+        """Move the audio to `transport` ("webrtc" or "websocket"), keeping the session;
+        `reason` says why, for the server's fallback metrics."""
         link = self._link
         assert link is not None, "connect() first"
         await self._stop_webrtc(link)
         await self._report_position(link)  # the last frame the old transport played
         self.transport = transport
-        await self._start_audio(link)
+        await self._start_audio(link, reason)
 
     async def send(self, body: dict[str, Any]) -> None:
         link = self._link
@@ -325,12 +330,13 @@ class VoiceClient:
                     if self._link is not None:
                         await self._link.close()
 
-    async def _start_audio(self, link: _Link) -> None:
+    async def _start_audio(self, link: _Link, reason: str = "forced") -> None:
         # What the old transport played has been reported (in hello, or by switch_transport);
         # positions from here on are the new transport's.
         self._played = {}
         if self.transport == "websocket":
             request = {"type": "transport", "mode": "websocket", "codec": self.codec}
+            request["reason"] = reason
             self._transport_id = (await self.request(request, "transport"))["transport_id"]
             return
         servers = [RTCIceServer(**server) for server in self.welcome.get("ice_servers", [])]
@@ -377,6 +383,9 @@ class VoiceClient:
 
     async def _handle(self, body: dict[str, Any]) -> None:
         kind = body.get("type")
+        if kind == "drain":
+            self.drain_notice = body  # the server is going: it will close, and we reconnect
+            return
         if kind in ("utterance_started", "utterance_ended"):
             async with self._changed:
                 if body["event_id"] > self._last_event:

@@ -58,6 +58,7 @@ class Settings:
     ice_timeout_ms: int = 5000
     fallback_loss_percent: float = 10.0
     fallback_loss_window_s: float = 5.0
+    drain_timeout_s: float = 30.0
     log_level: str = "INFO"
 
     @property
@@ -115,6 +116,7 @@ class Settings:
             "reconnect_max_attempts",
             "ice_timeout_ms",
             "fallback_loss_window_s",
+            "drain_timeout_s",
         ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
@@ -171,6 +173,7 @@ HELP = {
     "ice_timeout_ms": "browsers fall back to WebSocket if ICE has not connected by then",
     "fallback_loss_percent": "browsers fall back to WebSocket above this packet loss...",
     "fallback_loss_window_s": "...sustained for this long",
+    "drain_timeout_s": "on SIGTERM, how long speech in progress may go on before the server stops",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 

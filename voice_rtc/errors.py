@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class Severity(StrEnum):
     INFO = "info"
@@ -68,6 +70,7 @@ class ErrorCode(StrEnum):
     UTTERANCE_CLOSED = "UTTERANCE_CLOSED"
     QUEUE_FULL = "QUEUE_FULL"
     SERVER_BUSY = "SERVER_BUSY"
+    SERVER_DRAINING = "SERVER_DRAINING"
     TTS_SERVICE_UNAVAILABLE = "TTS_SERVICE_UNAVAILABLE"
     AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
@@ -114,6 +117,9 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.SERVER_BUSY: _info(
         _E, Category.CAPACITY, Action.RETRY_LATER, "The service is busy; trying again shortly."
     ),
+    ErrorCode.SERVER_DRAINING: _info(
+        _W, Category.CAPACITY, Action.RECONNECT, "The service is restarting; reconnecting."
+    ),
     ErrorCode.TTS_SERVICE_UNAVAILABLE: _info(
         _E, Category.TTS, Action.RETRY_LATER, "Speech could not be produced right now."
     ),
@@ -145,3 +151,22 @@ def error_body(code: ErrorCode, detail: str = "") -> dict[str, Any]:
 
 def error_table() -> dict[str, dict[str, Any]]:
     return {code.value: asdict(info) for code, info in ERRORS.items()}
+
+
+_CODES_BY_PYDANTIC_TYPE = {
+    "json_invalid": ErrorCode.INVALID_JSON,
+    "json_type": ErrorCode.INVALID_JSON,
+    "dict_type": ErrorCode.INVALID_JSON,  # valid JSON, but not an object: not a message
+    "model_type": ErrorCode.INVALID_JSON,
+    "union_tag_invalid": ErrorCode.UNKNOWN_TYPE,
+    "union_tag_not_found": ErrorCode.MISSING_FIELD,
+    "missing": ErrorCode.MISSING_FIELD,
+}
+
+
+def validation_error(exc: ValidationError) -> tuple[ErrorCode, str]:
+    """The code and a developer's detail for the first thing wrong with a parsed message."""
+    first = exc.errors(include_url=False)[0]
+    code = _CODES_BY_PYDANTIC_TYPE.get(first["type"], ErrorCode.INVALID_FIELD)
+    where = ".".join(str(part) for part in first["loc"])
+    return code, f"{where}: {first['msg']}" if where else first["msg"]

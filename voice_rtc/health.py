@@ -23,9 +23,10 @@ def health_routes(sessions: SessionRegistry, tts: TTSProvider) -> list[web.Route
         )
 
     async def ready(_request: web.Request) -> web.Response:
-        accepting = not sessions.full
+        status = "draining" if sessions.draining else "full" if sessions.full else "ready"
+        accepting = status == "ready"
         body = {
-            "status": "ready" if accepting else "full",
+            "status": status,
             "sessions": len(sessions),
             "tts": tts.status(),
         }

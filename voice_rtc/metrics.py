@@ -1,11 +1,43 @@
-"""Prometheus metrics. Labels take few values (transport, provider, code): never a session id."""
+"""Prometheus metrics, served at /metrics.
+
+Names carry their unit and counters end in `_total`. Labels take few values (transport, kind,
+provider, code, reason, outcome): never a session, user or utterance id.
+"""
 
 from prometheus_client import Counter, Gauge, Histogram
 
-ACTIVE_SESSIONS = Gauge("voice_rtc_active_sessions", "Sessions open on this process")
+# Sessions and transports
+ACTIVE_SESSIONS = Gauge(
+    "voice_rtc_active_sessions",
+    "Sessions open on this process, by the audio transport they use now (none: between transports"
+    " or waiting for a listener to come back)",
+    ["transport"],
+)
+RECONNECTS = Counter(
+    "voice_rtc_reconnects_total",
+    "Clients coming back with a resume token, by outcome (resumed, session_not_found)",
+    ["outcome"],
+)
+TRANSPORT_FALLBACKS = Counter(
+    "voice_rtc_transport_fallbacks_total",
+    "Listeners moved from WebRTC to the WebSocket fallback, by the reason their client gave",
+    ["reason"],
+)
+HEARTBEAT_RTT = Histogram(
+    "voice_rtc_heartbeat_rtt_seconds",
+    "Round-trip time of client heartbeats, as the clients measured them",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0),
+)
+ERRORS = Counter(
+    "voice_rtc_errors_total",
+    "Errors by code: sent to clients (source=server) or reported by them (source=client)",
+    ["code", "source"],
+)
+
+# Audio
 FRAMES_SENT = Counter(
     "voice_rtc_audio_frames_sent_total",
-    "20 ms audio frames sent to listeners",
+    "20 ms audio frames sent to listeners, by transport and kind (speech, silence)",
     ["transport", "kind"],
 )
 PACING_LATENESS = Histogram(
@@ -16,17 +48,20 @@ PACING_LATENESS = Histogram(
         *(0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.25, 1.0),
     ),
 )
-SIGNALING_ERRORS = Counter(
-    "voice_rtc_signaling_errors_total", "Error messages sent to clients", ["code"]
-)
-RESUMES = Counter("voice_rtc_session_resumes_total", "Sessions resumed by a returning listener")
 PACING_SKIPPED = Counter(
     "voice_rtc_pacing_skipped_slots_total",
     "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, not lost",
 )
+CLIENT_UNDERRUNS = Counter(
+    "voice_rtc_client_underruns_total",
+    "Times a listener's jitter buffer ran dry, as clients reported them",
+    ["transport"],
+)
+
+# Speech synthesis
 TTS_FIRST_AUDIO = Histogram(
     "voice_rtc_tts_first_audio_seconds",
-    "From starting to synthesize an utterance to its first audio",
+    "From handing an utterance's first sentence to the provider to its first audio",
     ["provider"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
 )
@@ -40,4 +75,10 @@ TTS_FALLBACKS = Counter(
 )
 TTS_BREAKER_STATE = Gauge(
     "voice_rtc_tts_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["provider"]
+)
+
+# The process
+DRAINING = Gauge("voice_rtc_draining", "1 while the server drains before it stops")
+TELEMETRY_EVENTS = Counter(
+    "voice_rtc_telemetry_events_total", "Client telemetry events accepted, by type", ["type"]
 )

@@ -8,12 +8,14 @@ no controller for `grace_s` the session ends and frees everything it holds.
 
 import asyncio
 import logging
+import math
 import secrets
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import metrics
 from .playout import Frame, Playout, PlayoutEvent
 from .tts.base import TTSProvider
 
@@ -52,6 +54,10 @@ class SessionLimitReached(Exception):
     pass
 
 
+class Draining(Exception):
+    """The server is shutting down: it takes no new sessions or speech."""
+
+
 class Session:
     def __init__(
         self,
@@ -77,6 +83,7 @@ class Session:
         self._on_expired = on_expired
         self._grace: asyncio.Task[None] | None = None
         self.closed = False
+        metrics.ACTIVE_SESSIONS.labels("none").inc()
 
     def next_frame(self) -> Frame | None:
         return self.playout.next_frame()
@@ -101,6 +108,8 @@ class Session:
         """Replace the audio transport; a new one starts at the first unacknowledged frame.
         Returns the new transport's id (0 for none), which position reports name."""
         old, self.audio = self.audio, transport
+        metrics.ACTIVE_SESSIONS.labels(old.kind if old else "none").dec()
+        metrics.ACTIVE_SESSIONS.labels(transport.kind if transport else "none").inc()
         if old is not None:
             await old.close()
         if transport is None:
@@ -128,10 +137,13 @@ class Session:
             self.playout.acknowledge(seq, by_current_transport=transport is self.audio)
 
     async def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         if self._grace is not None and self._grace is not asyncio.current_task():
             self._grace.cancel()
         await self.set_audio(None)
+        metrics.ACTIVE_SESSIONS.labels("none").dec()
         self._transports.clear()
         await self.playout.close()
 
@@ -171,7 +183,7 @@ class SessionRegistry:
         self._resume_window_frames = resume_window_frames
         self._sessions: dict[str, Session] = {}
         self._by_token: dict[str, Session] = {}
-        self.on_change: Callable[[int], None] = lambda _count: None
+        self.draining = False
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -180,7 +192,27 @@ class SessionRegistry:
     def full(self) -> bool:
         return len(self._sessions) >= self._max_sessions
 
+    def begin_drain(self) -> None:
+        """Take no new sessions from now on; the ones open may finish what they are saying."""
+        self.draining = True
+        metrics.DRAINING.set(1)
+
+    def speaking(self) -> int:
+        """Sessions with a listener attached and speech still to play."""
+        return sum(1 for s in self._sessions.values() if s.audio and not s.playout.idle)
+
+    async def wait_until_quiet(self, timeout_s: float) -> bool:
+        """Wait for speech in progress to finish, `timeout_s` at most; True if it did."""
+        poll_s = 0.1  # speech ends in many sessions at once: polling is simplest
+        for _ in range(math.ceil(timeout_s / poll_s)):
+            if not self.speaking():
+                break
+            await asyncio.sleep(poll_s)
+        return not self.speaking()
+
     def create(self) -> Session:
+        if self.draining:
+            raise Draining("the server is shutting down")
         if self.full:
             raise SessionLimitReached(f"{self._max_sessions} sessions are already open")
 
@@ -195,7 +227,6 @@ class SessionRegistry:
         session = Session(secrets.token_hex(8), playout, self.close)
         self._sessions[session.id] = session
         self._by_token[session.resume_token] = session
-        self.on_change(len(self._sessions))
         log.info("session_started", extra={"session_id": session.id})
         return session
 
@@ -208,7 +239,6 @@ class SessionRegistry:
     async def close(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is not None:
             self._by_token.pop(session.resume_token, None)
-            self.on_change(len(self._sessions))
             log.info("session_ended", extra={"session_id": session.id})
         await session.close()
 

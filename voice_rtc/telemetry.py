@@ -1,0 +1,110 @@
+"""Client telemetry: POST /api/analytics takes batches of events from listeners' browsers.
+
+Errors they met, summaries of their audio stats, jitter-buffer underruns, transport fallbacks and
+reconnections feed the metrics and the logs, so operators see what listeners hear. Batches are
+validated and size-limited like any other input: a bad one is refused whole, with a code.
+"""
+
+import json
+import logging
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import metrics
+from .errors import ErrorCode, error_body, validation_error
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_EVENTS = 100
+Transport = Literal["webrtc", "websocket", "captions"]
+Count = Annotated[int, Field(ge=0, le=10**9)]
+Milliseconds = Annotated[float, Field(ge=0, le=600_000)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    ts: float | None = None  # the client's clock, unix ms
+
+
+class ErrorEvent(_Event):
+    type: Literal["error"]
+    code: str = Field(max_length=64)
+    message: str | None = Field(default=None, max_length=500)
+
+
+class StatsEvent(_Event):
+    type: Literal["stats"]
+    transport: Transport
+    rtt_ms: Milliseconds | None = None
+    jitter_ms: Milliseconds | None = None
+    jitter_buffer_ms: Milliseconds | None = None
+    packets_received: Count | None = None
+    packets_lost: Count | None = None
+
+
+class UnderrunEvent(_Event):
+    type: Literal["underrun"]
+    transport: Transport
+    count: int = Field(ge=1, le=10_000)
+
+
+class FallbackEvent(_Event):
+    type: Literal["fallback"]
+    to: Transport
+    reason: str = Field(max_length=64)
+
+
+class ReconnectEvent(_Event):
+    type: Literal["reconnect"]
+    attempt: int = Field(ge=1, le=1000)
+
+
+Event = Annotated[
+    ErrorEvent | StatsEvent | UnderrunEvent | FallbackEvent | ReconnectEvent,
+    Field(discriminator="type"),
+]
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    session_id: str | None = Field(default=None, max_length=64)  # for the logs only
+    events: list[Event] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+def _refuse(status: int, code: ErrorCode, detail: str) -> web.Response:
+    return web.json_response({"type": "error", **error_body(code, detail)}, status=status)
+
+
+async def receive(request: web.Request) -> web.Response:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _refuse(413, ErrorCode.MESSAGE_TOO_LARGE, f"the limit is {MAX_BODY_BYTES} bytes")
+    body = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        return _refuse(413, ErrorCode.MESSAGE_TOO_LARGE, f"the limit is {MAX_BODY_BYTES} bytes")
+    try:
+        batch = Batch.model_validate_json(body)
+    except ValidationError as exc:
+        code, detail = validation_error(exc)
+        return _refuse(400, code, detail)
+    for event in batch.events:
+        _record(event, batch.session_id)
+    return web.json_response({"accepted": len(batch.events)}, status=202)
+
+
+def _record(event: Event, session_id: str | None) -> None:
+    metrics.TELEMETRY_EVENTS.labels(event.type).inc()
+    if isinstance(event, ErrorEvent):
+        known = event.code in ErrorCode.__members__
+        metrics.ERRORS.labels(event.code if known else "OTHER", "client").inc()
+    elif isinstance(event, UnderrunEvent):
+        metrics.CLIENT_UNDERRUNS.labels(event.transport).inc(event.count)
+    # Nested: a field named like a LogRecord attribute ("message") must not clash with it.
+    fields = json.loads(event.model_dump_json(exclude_none=True))
+    log.info("client_event", extra={"session_id": session_id, "client_event": fields})
+
+
+def telemetry_routes() -> list[web.RouteDef]:
+    return [web.post("/api/analytics", receive)]
