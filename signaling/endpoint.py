@@ -34,6 +34,7 @@ from voice_rtc.session import (
 )
 from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer, ice_configuration
 from voice_rtc.transports.websocket import CODEC_LABELS, Codec, WebSocketAudio
+from voice_rtc.turn import ice_servers
 from voice_rtc.utterance import PendingTextFull, UtteranceClosed
 
 from .messages import (
@@ -102,6 +103,7 @@ class Connection:
         self._session: Session | None = None
         self._last_heard = time.monotonic()
         self._tasks: set[asyncio.Task[object]] = set()
+        self._user_id = "anonymous"  # who the token says this is (authentication sets it)
 
     async def run(self) -> None:
         self._spawn(self._watch_heartbeat(), "heartbeat-watchdog")
@@ -212,7 +214,7 @@ class Connection:
             session_id=session.id,
             resume_token=session.resume_token,
             resumed=resumed,
-            ice_servers=[{"urls": url} for url in settings.ice_server_urls],
+            ice_servers=self._ice_servers(),
             audio={"sample_rate": SAMPLE_RATE, "channels": CHANNELS, "frame_ms": FRAME_MS},
             codecs=list(CODEC_LABELS),
             transport=settings.transport,
@@ -237,6 +239,16 @@ class Connection:
                 "loss_window_s": settings.fallback_loss_window_s,
             },
             grace_ms=round(settings.session_grace_s * 1000),
+        )
+
+    def _ice_servers(self) -> list[dict[str, Any]]:
+        settings = self._settings
+        return ice_servers(
+            settings.ice_server_urls,
+            settings.turn_url_list,
+            settings.turn_secret,
+            self._user_id,
+            settings.turn_ttl_s,
         )
 
     async def _offer(self, session: Session, msg: Offer) -> None:

@@ -26,6 +26,7 @@ import aiohttp
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCRtpReceiver,
     RTCSessionDescription,
@@ -124,8 +125,14 @@ class VoiceClient:
         transport: str = "webrtc",
         codec: str = "pcm_s16le",
         max_attempts: int | None = None,
+        relay_only: bool = False,
+        token: str | None = None,
     ) -> None:
+        """`relay_only`: use TURN relay candidates only (iceTransportPolicy "relay");
+        `token`: the JWT the server wants in hello."""
         self.url = signaling_url(server_url)
+        self.relay_only = relay_only
+        self.token = token
         self.transport = transport  # "webrtc" or "websocket"
         self.codec = codec
         self.recording = Recording()
@@ -276,6 +283,8 @@ class VoiceClient:
         self._link = link
         link.tasks.append(asyncio.create_task(self._read(link), name="client-signaling"))
         hello: dict[str, Any] = {"type": "hello", "version": PROTOCOL_VERSION}
+        if self.token:
+            hello["token"] = self.token
         if self.welcome:
             hello.update(resume=self.welcome["resume_token"], last_event=self._last_event)
             if self._played:
@@ -287,7 +296,9 @@ class VoiceClient:
                 raise
             log.warning("session_lost", extra={"detail": str(exc)})
             self._last_event, self._played = 0, {}
-            welcome = await self.request({"type": "hello", "version": PROTOCOL_VERSION}, "welcome")
+            del hello["resume"], hello["last_event"]
+            hello.pop("position", None)
+            welcome = await self.request(hello, "welcome")
         self.welcome = welcome
         link.tasks.append(asyncio.create_task(self._heartbeat(link), name="client-heartbeat"))
         link.tasks.append(asyncio.create_task(self._report_positions(link), name="client-position"))
@@ -340,7 +351,10 @@ class VoiceClient:
             self._transport_id = (await self.request(request, "transport"))["transport_id"]
             return
         servers = [RTCIceServer(**server) for server in self.welcome.get("ice_servers", [])]
-        pc = link.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+        pc = link.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+        )
         connected = asyncio.Event()
 
         @pc.on("track")

@@ -16,7 +16,10 @@ ENV_PREFIX = "VOICE_RTC_"
 TTS_PROVIDERS = ("espeak", "tone", "cartesia")
 # Secrets come from the environment only: never a command-line option (visible in `ps`), never
 # in the repr of Settings (logged at start).
-SECRET_ENV = {"cartesia_api_key": "CARTESIA_API_KEY"}
+SECRET_ENV = {
+    "cartesia_api_key": "CARTESIA_API_KEY",
+    "turn_secret": "VOICE_RTC_TURN_SECRET",
+}
 TRANSPORTS = ("auto", "webrtc", "websocket")
 
 
@@ -43,6 +46,9 @@ class Settings:
     breaker_recovery_s: float = 60.0
     ice_servers: str = ""
     ice_host_addresses: str = ""
+    turn_urls: str = ""
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl_s: int = 3600
     max_sessions: int = 200
     max_queued_utterances: int = 16
     max_text_chars: int = 2000
@@ -64,6 +70,10 @@ class Settings:
     @property
     def ice_server_urls(self) -> list[str]:
         return _split(self.ice_servers)
+
+    @property
+    def turn_url_list(self) -> list[str]:
+        return _split(self.turn_urls)
 
     @property
     def host_addresses(self) -> list[str] | None:
@@ -134,6 +144,13 @@ class Settings:
         for url in self.ice_server_urls:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 problems.append(f"ice_servers: {url!r} is not a stun:, turn: or turns: URL")
+        for url in self.turn_url_list:
+            if not url.startswith(("turn:", "turns:")):
+                problems.append(f"turn_urls: {url!r} is not a turn: or turns: URL")
+        if self.turn_url_list and not self.turn_secret:
+            problems.append("turn_urls needs the shared secret in VOICE_RTC_TURN_SECRET")
+        if self.turn_ttl_s < 60:
+            problems.append("turn_ttl_s must be at least 60")
         if problems:
             raise SettingsError("; ".join(problems))
         return self
@@ -158,6 +175,9 @@ HELP = {
     "ice_servers": "comma-separated STUN/TURN URLs handed to both peers (none by default)",
     "ice_host_addresses": "comma-separated IPs the server offers as ICE host candidates "
     "(default: the listen address, or every interface when it listens on all)",
+    "turn_urls": "comma-separated turn:/turns: URLs; clients get time-limited credentials for them",
+    "turn_secret": "the secret shared with coturn (static-auth-secret): environment only",
+    "turn_ttl_s": "how long minted TURN credentials stay valid",
     "max_sessions": "sessions open at once on this process",
     "max_queued_utterances": "utterances queued per session",
     "max_text_chars": "characters in one speak request",
