@@ -3,8 +3,11 @@
 import asyncio
 import logging
 import os
+import re
+import secrets
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
@@ -12,9 +15,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.endpoint import SignalingEndpoint
 from voice_rtc.audio import FRAME_MS
+from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator
 from voice_rtc.config import Settings, SettingsError, load_settings
 from voice_rtc.errors import error_table
 from voice_rtc.health import health_routes
+from voice_rtc.http_security import add_security_headers
+from voice_rtc.limits import Limits
 from voice_rtc.logs import AccessLogger, setup_logging
 from voice_rtc.session import SessionRegistry
 from voice_rtc.telemetry import telemetry_routes
@@ -26,19 +32,24 @@ CLIENT_DIR = Path(__file__).parent / "client"
 SESSIONS = web.AppKey("sessions", SessionRegistry)
 ENDPOINT = web.AppKey("endpoint", SignalingEndpoint)
 log = logging.getLogger("voice_rtc.server")
+DEV_USER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Application:
     """The application; `tts` replaces the provider the settings name (tests use it)."""
     app = web.Application()
+    app.on_response_prepare.append(add_security_headers)
     tts = tts or create_provider(settings)
+    auth = Authenticator.from_settings(settings)
+    limits = Limits.from_settings(settings)
     sessions = SessionRegistry(
         tts,
+        limits,
         settings.max_sessions,
         settings.max_queued_utterances,
         resume_window_frames=settings.resume_window_ms // FRAME_MS,
     )
-    endpoint = SignalingEndpoint(settings, sessions)
+    endpoint = SignalingEndpoint(settings, sessions, auth, limits)
     app[SESSIONS], app[ENDPOINT] = sessions, endpoint
     use_host_addresses(settings.host_addresses)
 
@@ -51,12 +62,20 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
     async def errors(_request: web.Request) -> web.Response:
         return web.json_response(error_table())
 
+    async def renew_session_slots(_app: web.Application) -> AsyncIterator[None]:
+        renewing = asyncio.create_task(limits.keep_sessions(sessions.leases), name="leases")
+        yield
+        renewing.cancel()
+
     async def close_sessions(_app: web.Application) -> None:
         await sessions.close_all()
         await tts.close()
+        await limits.close()
 
-    app.add_routes(health_routes(sessions, tts))
-    app.add_routes(telemetry_routes())
+    app.add_routes(health_routes(sessions, tts, limits))
+    app.add_routes(telemetry_routes(auth, limits))
+    if auth.dev_mode:
+        app.add_routes(dev_token_routes(auth))
     app.add_routes(
         [
             web.get("/", index),
@@ -66,9 +85,26 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
             web.static("/client", CLIENT_DIR),
         ]
     )
+    app.cleanup_ctx.append(renew_session_slots)
     app.on_shutdown.append(endpoint.close_all)
     app.on_cleanup.append(close_sessions)
     return app
+
+
+def dev_token_routes(auth: Authenticator) -> list[web.RouteDef]:
+    """Dev mode (loopback, no key configured): short-lived tokens for the demo page and tests.
+    `?user=` keeps a user id across reconnections, so a resumed session stays its own."""
+
+    async def dev_token(request: web.Request) -> web.Response:
+        user_id = request.query.get("user") or f"dev-{secrets.token_hex(4)}"
+        if not DEV_USER.fullmatch(user_id):
+            return web.json_response({"error": "user: 1-64 of A-Z a-z 0-9 _ -"}, status=400)
+        token = auth.mint(user_id, DEV_TOKEN_TTL_S)
+        return web.json_response(
+            {"token": token, "user_id": user_id, "expires_in": DEV_TOKEN_TTL_S}
+        )
+
+    return [web.get("/api/dev-token", dev_token)]
 
 
 async def serve(settings: Settings) -> None:

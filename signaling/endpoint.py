@@ -16,8 +16,11 @@ from aiohttp import WSMsgType, web
 
 from voice_rtc import metrics
 from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
+from voice_rtc.auth import Authenticator, AuthError
 from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body
+from voice_rtc.http_security import client_ip, origin_allowed
+from voice_rtc.limits import Limits, RateLimited
 from voice_rtc.playout import (
     EndReason,
     PlayoutEvent,
@@ -66,15 +69,29 @@ RECONNECT_CAP_MS = 30000
 
 
 class SignalingEndpoint:
-    def __init__(self, settings: Settings, sessions: SessionRegistry) -> None:
+    def __init__(
+        self, settings: Settings, sessions: SessionRegistry, auth: Authenticator, limits: Limits
+    ) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._auth = auth
+        self._limits = limits
         self._connections: set[Connection] = set()
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is not None and not origin_allowed(origin, request.host, self._settings):
+            # Cross-site WebSocket hijacking: a page elsewhere riding on this browser's access.
+            metrics.ERRORS.labels("ORIGIN_NOT_ALLOWED", "server").inc()
+            log.warning("origin_refused", extra={"origin": origin[:200]})
+            return web.json_response(
+                {"type": "error", **error_body(ErrorCode.ORIGIN_NOT_ALLOWED, origin[:200])},
+                status=403,
+            )
         ws = web.WebSocketResponse(max_msg_size=self._settings.max_message_bytes * _HARD_CAP_FACTOR)
         await ws.prepare(request)
-        connection = Connection(ws, self._settings, self._sessions)
+        ip = client_ip(request, self._settings.trust_x_forwarded_for)
+        connection = Connection(ws, self._settings, self._sessions, self._auth, self._limits, ip)
         self._connections.add(connection)
         try:
             await connection.run()
@@ -94,11 +111,20 @@ class SignalingEndpoint:
 
 class Connection:
     def __init__(
-        self, ws: web.WebSocketResponse, settings: Settings, sessions: SessionRegistry
+        self,
+        ws: web.WebSocketResponse,
+        settings: Settings,
+        sessions: SessionRegistry,
+        auth: Authenticator,
+        limits: Limits,
+        ip: str,
     ) -> None:
         self._ws = ws
         self._settings = settings
         self._sessions = sessions
+        self._auth = auth
+        self._limits = limits
+        self._ip = ip
         self._send_lock = asyncio.Lock()
         self._session: Session | None = None
         self._last_heard = time.monotonic()
@@ -145,7 +171,10 @@ class Connection:
             request_id = msg.id
             await self._dispatch(msg)
         except ProtocolError as exc:
-            await self._send_error(exc.code, exc.detail, exc.request_id or request_id)
+            await self._send_error(exc.code, exc.detail, exc.request_id or request_id, exc.extra)
+        except RateLimited as exc:
+            retry_after = {"retry_after_s": round(exc.retry_after_s, 1)}
+            await self._send_error(ErrorCode.RATE_LIMIT_EXCEEDED, str(exc), request_id, retry_after)
         except Exception:
             log.exception("message_failed", extra={"session_id": self._session_id})
             await self._send_error(ErrorCode.INTERNAL_ERROR, request_id=request_id)
@@ -181,15 +210,27 @@ class Connection:
                 ErrorCode.UNSUPPORTED_VERSION,
                 f"version {msg.version}; this server speaks {PROTOCOL_VERSION}",
             )
+        await self._limits.connect_from(self._ip)
+        try:
+            identity = self._auth.verify(msg.token)
+        except AuthError as exc:
+            raise ProtocolError(ErrorCode.AUTHENTICATION_FAILED, str(exc)) from None
+        self._user_id = identity.user_id
+        await self._limits.connect_as(identity.user_id)
         if msg.resume is not None:
             session = self._sessions.by_resume_token(msg.resume)
+            if session is not None and session.user_id != identity.user_id:
+                # Someone else's token: answered as if there were no such session, so that a
+                # stolen resume token reveals nothing and achieves nothing.
+                log.warning("resume_refused", extra={"session_id": session.id})
+                session = None
             outcome = "resumed" if session else "session_not_found"
             metrics.RECONNECTS.labels(outcome).inc()
             if session is None:
                 raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, "no session has that resume token")
         else:
             try:
-                session = self._sessions.create()
+                session = await self._sessions.create(identity.user_id)
             except SessionLimitReached as exc:
                 raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc)) from None
             except Draining as exc:
@@ -296,6 +337,7 @@ class Connection:
         if len(msg.text) > limit:
             detail = f"{len(msg.text)} characters; the limit is {limit}"
             raise ProtocolError(ErrorCode.TEXT_TOO_LONG, detail)
+        await self._limits.speak(session.user_id, len(msg.text), msg.utterance_id is None)
         try:
             if msg.utterance_id is not None:
                 session.playout.append(msg.utterance_id, msg.text, msg.final)
@@ -338,14 +380,18 @@ class Connection:
             await asyncio.sleep(min(dead_after - silent, settings.heartbeat_interval_s) + 0.01)
 
     async def _send_error(
-        self, code: ErrorCode, detail: str = "", request_id: RequestId | None = None
+        self,
+        code: ErrorCode,
+        detail: str = "",
+        request_id: RequestId | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         metrics.ERRORS.labels(code.value, "server").inc()
         log.info(
             "client_error",
             extra={"session_id": self._session_id, "code": code.value, "detail": detail},
         )
-        body = message("error", **error_body(code, detail))
+        body = message("error", **error_body(code, detail), **(extra or {}))
         await self._send(body if request_id is None else {**body, "id": request_id})
 
     async def _reply(self, request: ClientMessage, body: dict[str, Any]) -> None:

@@ -39,6 +39,7 @@ class Position(_Message):
 class Hello(_Message):
     type: Literal["hello"]
     version: int
+    token: str | None = Field(default=None, max_length=4096)  # the user's JWT
     resume: str | None = Field(default=None, max_length=128)  # a resume token from `welcome`
     position: Position | None = None  # the last thing played before the connection dropped
     last_event: int = Field(default=0, ge=0)  # the last event_id received, when resuming
@@ -94,11 +95,18 @@ _client_message: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
 class ProtocolError(Exception):
-    def __init__(self, code: ErrorCode, detail: str, request_id: RequestId | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        detail: str,
+        request_id: RequestId | None = None,
+        extra: dict[str, Any] | None = None,  # more fields for the error, e.g. retry_after_s
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.request_id = request_id
+        self.extra = extra or {}
 
 
 def parse_client_message(raw: str | bytes) -> ClientMessage:

@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 
 from tests import netns as netns_module
 
@@ -36,6 +38,15 @@ class RunningServer:
 
 
 StartServer = Callable[..., Awaitable[RunningServer]]
+
+
+async def dev_token(
+    http: aiohttp.ClientSession, server: RunningServer, user: str = "tester"
+) -> str:
+    """A token from a dev-mode server (loopback, no key configured), for raw-protocol tests."""
+    async with http.get(server.url + "api/dev-token", params={"user": user}) as response:
+        assert response.status == 200, await response.text()
+        return str((await response.json())["token"])
 
 
 @pytest.fixture
@@ -93,3 +104,36 @@ def netns() -> Iterator[netns_module.Namespace]:
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    """A real redis-server on a free loopback port, nothing persisted; stopped afterwards."""
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "no",
+        "--save", "", "--appendonly", "no",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.from_url(url)
+    try:
+        for _ in range(100):
+            try:
+                if await client.ping():
+                    break
+            except redis.ConnectionError:
+                await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("redis-server did not start")
+        yield url
+    finally:
+        await client.aclose()
+        process.terminate()
+        await process.wait()

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import RunningServer, StartServer, dev_token
 from tests.signal_analysis import voiced_span
 from voice_rtc.client import ServerError, VoiceClient
 
@@ -28,6 +28,12 @@ async def ws(
         yield socket
 
 
+@pytest.fixture
+async def hello_message(limited_server: RunningServer, http: aiohttp.ClientSession) -> str:
+    token = await dev_token(http, limited_server)
+    return json.dumps({"type": "hello", "version": 1, "token": token})
+
+
 async def reply(ws: aiohttp.ClientWebSocketResponse, raw: str | bytes) -> dict[str, Any]:
     if isinstance(raw, bytes):
         await ws.send_bytes(raw)
@@ -37,8 +43,9 @@ async def reply(ws: aiohttp.ClientWebSocketResponse, raw: str | bytes) -> dict[s
     return body
 
 
-async def hello(ws: aiohttp.ClientWebSocketResponse) -> None:
-    assert (await reply(ws, '{"type": "hello", "version": 1}'))["type"] == "welcome"
+async def hello(ws: aiohttp.ClientWebSocketResponse, hello_message: str) -> None:
+    welcome = await reply(ws, hello_message)
+    assert welcome["type"] == "welcome", welcome
 
 
 BEFORE_HELLO = [
@@ -57,7 +64,7 @@ AFTER_HELLO = [
     ("wrong type", '{"type": "speak", "text": 42}', "INVALID_FIELD"),
     ("empty text", '{"type": "speak", "text": "   "}', "INVALID_FIELD"),
     ("too long text", json.dumps({"type": "speak", "text": "a" * 101}), "TEXT_TOO_LONG"),
-    ("second hello", '{"type": "hello", "version": 1}', "ALREADY_STARTED"),
+    ("second hello", "HELLO", "ALREADY_STARTED"),
     ("not sdp", '{"type": "offer", "sdp": "hello"}', "INVALID_SDP"),
     ("broken sdp", '{"type": "offer", "sdp": "v=0\\r\\nm=audio nonsense\\r\\n"}', "INVALID_SDP"),
     (
@@ -82,11 +89,11 @@ AFTER_HELLO = [
 
 @pytest.mark.parametrize(("case", "raw", "code"), BEFORE_HELLO + AFTER_HELLO, ids=lambda v: v)
 async def test_bad_message_gets_its_code_and_the_connection_stays_usable(
-    ws: aiohttp.ClientWebSocketResponse, case: str, raw: str | bytes, code: str
+    ws: aiohttp.ClientWebSocketResponse, hello_message: str, case: str, raw: str | bytes, code: str
 ) -> None:
     if (case, raw, code) in AFTER_HELLO:
-        await hello(ws)
-    error = await reply(ws, raw)
+        await hello(ws, hello_message)
+    error = await reply(ws, hello_message if raw == "HELLO" else raw)
     assert error["type"] == "error" and error["code"] == code, error
     assert error["message"] and error["detail"]
     assert error["severity"] in ("warning", "error", "fatal") and "recoverable" in error
@@ -95,13 +102,15 @@ async def test_bad_message_gets_its_code_and_the_connection_stays_usable(
     assert (pong["type"], pong["ts"]) == ("pong", 7)
     if case != "future version":
         if (case, raw, code) not in AFTER_HELLO:
-            await hello(ws)
+            await hello(ws, hello_message)
         queued = await reply(ws, '{"type": "speak", "text": "0.1s", "id": "r1"}')
         assert queued["type"] == "queued" and queued["id"] == "r1"
 
 
-async def test_an_error_names_the_request_it_answers(ws: aiohttp.ClientWebSocketResponse) -> None:
-    await hello(ws)
+async def test_an_error_names_the_request_it_answers(
+    ws: aiohttp.ClientWebSocketResponse, hello_message: str
+) -> None:
+    await hello(ws, hello_message)
     assert (await reply(ws, '{"type": "speak", "text": 42, "id": 7}'))["id"] == 7
     assert (await reply(ws, '{"type": "sing", "id": "a"}'))["id"] == "a"
     assert "id" not in await reply(ws, '{"type": "speak", "text": "", "id": {"x": 1}}')
@@ -127,7 +136,7 @@ async def test_server_busy_when_sessions_are_at_their_limit(start_server: StartS
 
 
 async def test_an_attack_does_not_disturb_another_listener(
-    limited_server: RunningServer, http: aiohttp.ClientSession
+    limited_server: RunningServer, http: aiohttp.ClientSession, hello_message: str
 ) -> None:
     """A listener streams 3 s of tone while another client sends every bad message we know."""
     async with VoiceClient(limited_server.url) as listener:
@@ -138,8 +147,8 @@ async def test_an_attack_does_not_disturb_another_listener(
                     if case == "future version":
                         continue
                     if (case, raw, _code) == AFTER_HELLO[0]:
-                        await hello(attacker)
-                    await reply(attacker, raw)
+                        await hello(attacker, hello_message)
+                    await reply(attacker, hello_message if raw == "HELLO" else raw)
         # Far past the limit the socket itself is closed (1009), and nothing else is.
         async with http.ws_connect(limited_server.ws_url) as attacker:
             await attacker.send_str("x" * 100_000)

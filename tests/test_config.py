@@ -15,7 +15,12 @@ def test_defaults_run_a_loopback_demo_with_the_embedded_voice() -> None:
 
 
 def test_environment_then_command_line() -> None:
-    env = {"VOICE_RTC_PORT": "9000", "VOICE_RTC_TTS": "tone", "VOICE_RTC_HOST": "0.0.0.0"}
+    env = {
+        "VOICE_RTC_PORT": "9000",
+        "VOICE_RTC_TTS": "tone",
+        "VOICE_RTC_HOST": "0.0.0.0",
+        "VOICE_RTC_JWT_SECRET": "s" * 32,
+    }
     settings = load_settings(env, ["--port", "9100", "--ice-servers", "stun:stun.example.org"])
     assert (settings.port, settings.tts) == (9100, "tone")
     assert settings.host_addresses is None  # all interfaces

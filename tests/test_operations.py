@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import RunningServer, StartServer, dev_token
 from tests.signal_analysis import voiced_span
 from voice_rtc.client import ServerError, VoiceClient
 
@@ -107,7 +107,8 @@ async def test_telemetry_feeds_metrics_and_logs(
             {"type": "reconnect", "attempt": 2},
         ],
     }
-    async with http.post(server.url + "api/analytics", json=batch) as response:
+    auth = {"Authorization": f"Bearer {await dev_token(http, server)}"}
+    async with http.post(server.url + "api/analytics", json=batch, headers=auth) as response:
         assert response.status == 202
         assert (await response.json())["accepted"] == 6
     after = await scrape(http, server)
@@ -171,7 +172,10 @@ async def test_telemetry_feeds_metrics_and_logs(
 async def test_bad_telemetry_is_refused_with_a_clear_error(
     server: RunningServer, http: aiohttp.ClientSession, body: bytes, status: int, code: str
 ) -> None:
-    headers = {"Content-Type": "application/json"}
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {await dev_token(http, server)}",
+    }
     async with http.post(server.url + "api/analytics", data=body, headers=headers) as response:
         assert response.status == status
         error = await response.json()

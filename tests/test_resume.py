@@ -4,14 +4,13 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import time
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.conftest import RunningServer, StartServer
+from tests.conftest import RunningServer, StartServer, dev_token, free_port
 from tests.framecode import symbols, unwrap
 from tests.signal_analysis import dominant_frequency, rms
 from voice_rtc.audio import SAMPLE_RATE, SAMPLE_WIDTH
@@ -20,12 +19,6 @@ from voice_rtc.client import VoiceClient
 from voice_rtc.transports.websocket import HEADER
 
 FRAMES_PER_SECOND = 50
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def health(http: aiohttp.ClientSession, server: RunningServer) -> dict[str, Any]:
@@ -113,8 +106,11 @@ async def test_resume_token_is_unguessable_and_a_wrong_one_is_refused(
 ) -> None:
     async with VoiceClient(server.url) as client:
         assert len(client.welcome["resume_token"]) >= 22  # >= 128 bits, url-safe base64
+        token = await dev_token(http, server, user=client.user_id)
         async with http.ws_connect(server.ws_url) as ws:
-            await ws.send_json({"type": "hello", "version": 1, "resume": "guess" * 8})
+            await ws.send_json(
+                {"type": "hello", "version": 1, "token": token, "resume": "guess" * 8}
+            )
             error = await ws.receive_json()
             assert error["code"] == "SESSION_NOT_FOUND"
 
@@ -158,8 +154,9 @@ async def test_server_detaches_a_silent_client_and_a_pinging_one_stays(
     start_server: StartServer, http: aiohttp.ClientSession
 ) -> None:
     server = await start_server(heartbeat_interval_s=0.5, heartbeat_timeout_s=0.5)
+    token = await dev_token(http, server)
     async with VoiceClient(server.url) as pinging, http.ws_connect(server.ws_url) as silent:
-        await silent.send_json({"type": "hello", "version": 1})
+        await silent.send_json({"type": "hello", "version": 1, "token": token})
         assert (await silent.receive_json())["type"] == "welcome"
         started = time.monotonic()
         closing = await asyncio.wait_for(silent.receive(), 5)

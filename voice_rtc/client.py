@@ -15,9 +15,10 @@ import contextlib
 import ipaddress
 import itertools
 import logging
+import secrets
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +43,7 @@ from .transports.websocket import unpack
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+_HTTP_SCHEME = {"ws:": "http", "wss": "https"}
 STABLE_AFTER_S = 10.0  # a connection up this long resets the reconnection attempts
 CLOSE_REPLACED = 4001  # the server says another connection took the session over
 
@@ -126,13 +128,15 @@ class VoiceClient:
         codec: str = "pcm_s16le",
         max_attempts: int | None = None,
         relay_only: bool = False,
-        token: str | None = None,
+        token: str | Callable[[], Awaitable[str]] | None = None,
     ) -> None:
-        """`relay_only`: use TURN relay candidates only (iceTransportPolicy "relay");
-        `token`: the JWT the server wants in hello."""
+        """`relay_only`: use TURN relay candidates only (iceTransportPolicy "relay").
+        `token`: the JWT for hello, or a coroutine function giving a fresh one at every
+        (re)connection; without one, a dev-mode server's /api/dev-token is asked."""
         self.url = signaling_url(server_url)
         self.relay_only = relay_only
         self.token = token
+        self.user_id = f"client-{secrets.token_hex(4)}"  # the dev-mode user, kept on reconnect
         self.transport = transport  # "webrtc" or "websocket"
         self.codec = codec
         self.recording = Recording()
@@ -168,7 +172,11 @@ class VoiceClient:
         """Connect (signaling, then audio); afterwards stay connected until close()."""
         self._http = aiohttp.ClientSession()
         await self._set_state("connecting")
-        self._link = await asyncio.wait_for(self._open_link(), timeout)
+        try:
+            self._link = await asyncio.wait_for(self._open_link(), timeout)
+        except BaseException:
+            await self.close()  # nothing left open by a connection that never was
+            raise
         self._supervisor = asyncio.create_task(self._supervise(), name="client-supervisor")
 
     async def speak(self, text: str, utterance_id: int | None = None, final: bool = True) -> int:
@@ -283,8 +291,9 @@ class VoiceClient:
         self._link = link
         link.tasks.append(asyncio.create_task(self._read(link), name="client-signaling"))
         hello: dict[str, Any] = {"type": "hello", "version": PROTOCOL_VERSION}
-        if self.token:
-            hello["token"] = self.token
+        token = await self._token()
+        if token:
+            hello["token"] = token
         if self.welcome:
             hello.update(resume=self.welcome["resume_token"], last_event=self._last_event)
             if self._played:
@@ -306,6 +315,16 @@ class VoiceClient:
         await self._set_state("connected")
         return link
 
+    async def _token(self) -> str | None:
+        if callable(self.token):
+            return await self.token()
+        if self.token:
+            return self.token
+        assert self._http is not None
+        base = urlunsplit(urlsplit(self.url)._replace(path="", scheme=_HTTP_SCHEME[self.url[:3]]))
+        async with self._http.get(f"{base}/api/dev-token", params={"user": self.user_id}) as reply:
+            return str((await reply.json())["token"]) if reply.status == 200 else None
+
     async def _supervise(self) -> None:
         """Whenever the connection drops, reconnect with backoff until max attempts."""
         attempt = 0
@@ -321,23 +340,23 @@ class VoiceClient:
                 attempt = 0
             reconnect = self.welcome["reconnect"]
             max_attempts = self._max_attempts or reconnect["max_attempts"]
+            told_to_wait = 0.0  # a rate limit's retry_after_s: not sooner than that
             while True:
                 if attempt >= max_attempts:
                     await self._set_state("failed")
                     return
                 attempt += 1
                 await self._set_state(f"reconnecting {attempt}/{max_attempts}")
-                await asyncio.sleep(
-                    backoff_delay(
-                        attempt - 1, reconnect["base_ms"] / 1000, reconnect["cap_ms"] / 1000
-                    )
-                )
+                base_s, cap_s = reconnect["base_ms"] / 1000, reconnect["cap_ms"] / 1000
+                await asyncio.sleep(max(told_to_wait, backoff_delay(attempt - 1, base_s, cap_s)))
                 try:
                     self._link = await asyncio.wait_for(self._open_link(), 15)
                     self.reconnects += 1
                     break
                 except (OSError, aiohttp.ClientError, TimeoutError, ServerError) as exc:
                     log.info("reconnect_failed", extra={"attempt": attempt, "error": repr(exc)})
+                    if isinstance(exc, ServerError):
+                        told_to_wait = float(exc.body.get("retry_after_s", 0))
                     if self._link is not None:
                         await self._link.close()
 

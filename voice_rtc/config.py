@@ -19,6 +19,7 @@ TTS_PROVIDERS = ("espeak", "tone", "cartesia")
 SECRET_ENV = {
     "cartesia_api_key": "CARTESIA_API_KEY",
     "turn_secret": "VOICE_RTC_TURN_SECRET",
+    "jwt_secret": "VOICE_RTC_JWT_SECRET",
 }
 TRANSPORTS = ("auto", "webrtc", "websocket")
 
@@ -49,6 +50,18 @@ class Settings:
     turn_urls: str = ""
     turn_secret: str = field(default="", repr=False)
     turn_ttl_s: int = 3600
+    jwt_secret: str = field(default="", repr=False)
+    jwt_public_key_file: str = ""
+    jwt_audience: str = "voice-rtc"
+    jwt_issuer: str = ""
+    allowed_origins: str = ""
+    trust_x_forwarded_for: bool = False
+    redis_url: str = ""
+    limit_connections_per_minute: int = 30
+    limit_speak_per_hour: int = 600
+    limit_chars_per_minute: int = 6000
+    limit_telemetry_events_per_minute: int = 600
+    limit_sessions_per_user: int = 5
     max_sessions: int = 200
     max_queued_utterances: int = 16
     max_text_chars: int = 2000
@@ -70,6 +83,19 @@ class Settings:
     @property
     def ice_server_urls(self) -> list[str]:
         return _split(self.ice_servers)
+
+    @property
+    def loopback_only(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def origin_list(self) -> list[str]:
+        return _split(self.allowed_origins)
 
     @property
     def turn_url_list(self) -> list[str]:
@@ -149,6 +175,25 @@ class Settings:
                 problems.append(f"turn_urls: {url!r} is not a turn: or turns: URL")
         if self.turn_url_list and not self.turn_secret:
             problems.append("turn_urls needs the shared secret in VOICE_RTC_TURN_SECRET")
+        if not (self.jwt_secret or self.jwt_public_key_file) and not self.loopback_only:
+            problems.append(
+                f"listening on {self.host} needs authentication: set VOICE_RTC_JWT_SECRET "
+                "(HS256) or VOICE_RTC_JWT_PUBLIC_KEY_FILE (RS256); without either, only a "
+                "loopback address is allowed (dev mode)"
+            )
+        if self.jwt_secret and len(self.jwt_secret) < 32:
+            problems.append("VOICE_RTC_JWT_SECRET must be at least 32 characters")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            problems.append(f"redis_url {self.redis_url!r} is not a redis:// URL")
+        for name in (
+            "limit_connections_per_minute",
+            "limit_speak_per_hour",
+            "limit_chars_per_minute",
+            "limit_telemetry_events_per_minute",
+            "limit_sessions_per_user",
+        ):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
         if self.turn_ttl_s < 60:
             problems.append("turn_ttl_s must be at least 60")
         if problems:
@@ -178,6 +223,18 @@ HELP = {
     "turn_urls": "comma-separated turn:/turns: URLs; clients get time-limited credentials for them",
     "turn_secret": "the secret shared with coturn (static-auth-secret): environment only",
     "turn_ttl_s": "how long minted TURN credentials stay valid",
+    "jwt_secret": "HS256 secret for client tokens (32+ characters): environment only",
+    "jwt_public_key_file": "PEM public key file: verify RS256 client tokens instead",
+    "jwt_audience": "the `aud` client tokens must carry",
+    "jwt_issuer": "the `iss` client tokens must carry (unchecked when empty)",
+    "allowed_origins": "comma-separated origins allowed to open the WebSocket besides this one",
+    "trust_x_forwarded_for": "take client IPs from X-Forwarded-For (behind a proxy you run)",
+    "redis_url": "share rate limits between processes through this Redis",
+    "limit_connections_per_minute": "new connections a user, and an IP, may open per minute",
+    "limit_speak_per_hour": "utterances a user may start per hour",
+    "limit_chars_per_minute": "characters of text a user may send per minute",
+    "limit_telemetry_events_per_minute": "telemetry events a user may send per minute",
+    "limit_sessions_per_user": "sessions a user may have open at once",
     "max_sessions": "sessions open at once on this process",
     "max_queued_utterances": "utterances queued per session",
     "max_text_chars": "characters in one speak request",
@@ -203,6 +260,12 @@ def _split(value: str) -> list[str]:
 
 
 def _convert(name: str, kind: type, raw: str) -> Any:
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name}: {raw!r} is not true or false")
     try:
         return kind(raw)
     except ValueError:

@@ -5,11 +5,14 @@ import time
 
 from aiohttp import web
 
+from .limits import Limits
 from .session import SessionRegistry
 from .tts.base import TTSProvider
 
 
-def health_routes(sessions: SessionRegistry, tts: TTSProvider) -> list[web.RouteDef]:
+def health_routes(
+    sessions: SessionRegistry, tts: TTSProvider, limits: Limits
+) -> list[web.RouteDef]:
     started = time.monotonic()
 
     async def health(_request: web.Request) -> web.Response:
@@ -23,13 +26,16 @@ def health_routes(sessions: SessionRegistry, tts: TTSProvider) -> list[web.Route
         )
 
     async def ready(_request: web.Request) -> web.Response:
-        status = "draining" if sessions.draining else "full" if sessions.full else "ready"
-        accepting = status == "ready"
-        body = {
-            "status": status,
-            "sessions": len(sessions),
-            "tts": tts.status(),
-        }
-        return web.json_response(body, status=200 if accepting else 503)
+        redis_ok = await limits.healthy() if limits.shared else None
+        if sessions.draining:
+            status = "draining"
+        elif sessions.full:
+            status = "full"
+        else:
+            status = "ready" if redis_ok is not False else "redis_unavailable"
+        body = {"status": status, "sessions": len(sessions), "tts": tts.status()}
+        if redis_ok is not None:
+            body["redis"] = "ok" if redis_ok else "unavailable"
+        return web.json_response(body, status=200 if status == "ready" else 503)
 
     return [web.get("/health", health), web.get("/ready", ready)]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import metrics
+from .limits import Limits
 from .playout import Frame, Playout, PlayoutEvent
 from .tts.base import TTSProvider
 
@@ -62,11 +63,13 @@ class Session:
     def __init__(
         self,
         session_id: str,
+        user_id: str,
         playout: Callable[[Callable[[PlayoutEvent], None]], Playout],
         on_expired: Callable[["Session"], Awaitable[None]],
         event_memory: int = 128,
     ) -> None:
         self.id = session_id
+        self.user_id = user_id  # only this user may resume it
         self.resume_token = secrets.token_urlsafe(32)  # 256 bits
         # Numbered events, the latest `event_memory` kept, so that a client resuming after a
         # drop gets the ones its dead connection never delivered.
@@ -173,11 +176,13 @@ class SessionRegistry:
     def __init__(
         self,
         tts: TTSProvider,
+        limits: Limits,
         max_sessions: int,
         max_queued_utterances: int,
         resume_window_frames: int = 150,
     ) -> None:
         self._tts = tts
+        self._limits = limits
         self._max_sessions = max_sessions
         self._max_queued_utterances = max_queued_utterances
         self._resume_window_frames = resume_window_frames
@@ -210,7 +215,8 @@ class SessionRegistry:
             await asyncio.sleep(poll_s)
         return not self.speaking()
 
-    def create(self) -> Session:
+    async def create(self, user_id: str) -> Session:
+        """A new session for `user_id`; raises Draining, SessionLimitReached or RateLimited."""
         if self.draining:
             raise Draining("the server is shutting down")
         if self.full:
@@ -224,7 +230,9 @@ class SessionRegistry:
                 resume_window=self._resume_window_frames,
             )
 
-        session = Session(secrets.token_hex(8), playout, self.close)
+        session_id = secrets.token_hex(8)
+        await self._limits.open_session(user_id, session_id)
+        session = Session(session_id, user_id, playout, self.close)
         self._sessions[session.id] = session
         self._by_token[session.resume_token] = session
         log.info("session_started", extra={"session_id": session.id})
@@ -236,9 +244,14 @@ class SessionRegistry:
     def by_resume_token(self, token: str) -> Session | None:
         return self._by_token.get(token)
 
+    def leases(self) -> list[tuple[str, str]]:
+        """(user id, session id) of every live session: the slots to keep renewing."""
+        return [(s.user_id, s.id) for s in self._sessions.values()]
+
     async def close(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is not None:
             self._by_token.pop(session.resume_token, None)
+            await self._limits.close_session(session.user_id, session.id)
             log.info("session_ended", extra={"session_id": session.id})
         await session.close()
 

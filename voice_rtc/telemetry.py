@@ -7,13 +7,16 @@ validated and size-limited like any other input: a bad one is refused whole, wit
 
 import json
 import logging
+import math
 from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import metrics
+from .auth import Authenticator, AuthError, bearer_token
 from .errors import ErrorCode, error_body, validation_error
+from .limits import Limits, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,11 @@ def _refuse(status: int, code: ErrorCode, detail: str) -> web.Response:
     return web.json_response({"type": "error", **error_body(code, detail)}, status=status)
 
 
-async def receive(request: web.Request) -> web.Response:
+async def receive(request: web.Request, auth: Authenticator, limits: Limits) -> web.Response:
+    try:
+        identity = auth.verify(bearer_token(request.headers.get("Authorization")))
+    except AuthError as exc:
+        return _refuse(401, ErrorCode.AUTHENTICATION_FAILED, str(exc))
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return _refuse(413, ErrorCode.MESSAGE_TOO_LARGE, f"the limit is {MAX_BODY_BYTES} bytes")
     body = await request.content.read(MAX_BODY_BYTES + 1)
@@ -89,6 +96,12 @@ async def receive(request: web.Request) -> web.Response:
     except ValidationError as exc:
         code, detail = validation_error(exc)
         return _refuse(400, code, detail)
+    try:
+        await limits.telemetry(identity.user_id, len(batch.events))
+    except RateLimited as exc:
+        response = _refuse(429, ErrorCode.RATE_LIMIT_EXCEEDED, str(exc))
+        response.headers["Retry-After"] = str(math.ceil(exc.retry_after_s))
+        return response
     for event in batch.events:
         _record(event, batch.session_id)
     return web.json_response({"accepted": len(batch.events)}, status=202)
@@ -106,5 +119,8 @@ def _record(event: Event, session_id: str | None) -> None:
     log.info("client_event", extra={"session_id": session_id, "client_event": fields})
 
 
-def telemetry_routes() -> list[web.RouteDef]:
-    return [web.post("/api/analytics", receive)]
+def telemetry_routes(auth: Authenticator, limits: Limits) -> list[web.RouteDef]:
+    async def handle(request: web.Request) -> web.Response:
+        return await receive(request, auth, limits)
+
+    return [web.post("/api/analytics", handle)]
