@@ -174,6 +174,8 @@ async def start_server(stack: contextlib.AsyncExitStack, log_path: Path) -> tupl
     """Start `server.py` with the tone provider on a free loopback port; (url, pid)."""
     args = [sys.executable, str(REPO / "server.py"), "--host", "127.0.0.1", "--port", "0"]
     args += ["--tts", "tone", "--log-level", "WARNING"]
+    # Every listener connects from this one address: lift the per-address and capacity limits.
+    args += ["--limit-connections-per-minute", "100000", "--max-sessions", "100000"]
     with log_path.open("w") as log:
         process = await asyncio.create_subprocess_exec(
             *args, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=log
