@@ -391,6 +391,9 @@ class VoiceClient:
 
         pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
+        if self.relay_only and " typ relay" not in pc.localDescription.sdp:
+            # aiortc never starts ICE without a candidate: say why now, not after a timeout.
+            raise ConnectionError("no TURN relay candidate: check the TURN server and credentials")
         answer = await self.request({"type": "offer", "sdp": pc.localDescription.sdp}, "answer")
         self._transport_id = answer["transport_id"]
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
