@@ -8,12 +8,14 @@ import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
+from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.endpoint import SignalingEndpoint
+from voice_rtc import metrics
 from voice_rtc.audio import FRAME_MS
 from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator
 from voice_rtc.config import Settings, SettingsError, load_settings
@@ -39,6 +41,7 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
     """The application; `tts` replaces the provider the settings name (tests use it)."""
     app = web.Application()
     app.on_response_prepare.append(add_security_headers)
+    metrics.start(version("voice-rtc"), settings.max_sessions)
     tts = tts or create_provider(settings)
     auth = Authenticator.from_settings(settings)
     limits = Limits.from_settings(settings)

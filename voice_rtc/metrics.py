@@ -65,6 +65,11 @@ TTS_FIRST_AUDIO = Histogram(
     ["provider"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0),
 )
+TTS_REQUESTS = Counter(
+    "voice_rtc_tts_requests_total",
+    "Requests to a remote TTS provider, by outcome (ok, failed): the failure ratio's base",
+    ["provider", "outcome"],
+)
 TTS_FAILURES = Counter(
     "voice_rtc_tts_failures_total",
     "Failed requests to a remote TTS provider",
@@ -79,6 +84,23 @@ TTS_BREAKER_STATE = Gauge(
 
 # The process
 DRAINING = Gauge("voice_rtc_draining", "1 while the server drains before it stops")
+MAX_SESSIONS = Gauge("voice_rtc_max_sessions", "Sessions this process takes before SERVER_BUSY")
+BUILD_INFO = Gauge("voice_rtc_build_info", "Always 1: the version running", ["version"])
 TELEMETRY_EVENTS = Counter(
     "voice_rtc_telemetry_events_total", "Client telemetry events accepted, by type", ["type"]
 )
+
+
+def start(version: str, max_sessions: int) -> None:
+    """Set what is known at start, and create the labelled series a dashboard expects, so that
+    they exist (at 0) before their first event and `rate()` sees that event too."""
+    BUILD_INFO.labels(version).set(1)
+    MAX_SESSIONS.set(max_sessions)
+    for transport in ("webrtc", "websocket", "none"):
+        ACTIVE_SESSIONS.labels(transport)
+    for transport in ("webrtc", "websocket"):
+        for kind in ("speech", "silence"):
+            FRAMES_SENT.labels(transport, kind)
+        CLIENT_UNDERRUNS.labels(transport)
+    for outcome in ("resumed", "session_not_found"):
+        RECONNECTS.labels(outcome)

@@ -110,12 +110,14 @@ class ResilientTTS:
                     yield chunk
                 self.breaker.record_success()
                 settled = True
+                metrics.TTS_REQUESTS.labels(self.name, "ok").inc()
                 return
             except TTSFailure as failure:
                 self.breaker.record_failure()
                 settled = True
                 failures += 1
                 reason = failure.reason
+                metrics.TTS_REQUESTS.labels(self.name, "failed").inc()
                 metrics.TTS_FAILURES.labels(self.name, failure.reason).inc()
                 log.warning(
                     "tts_request_failed",
