@@ -9,7 +9,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
+from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, validation_error
+from voice_rtc.playout import PlayoutEvent, UtteranceEnded, UtteranceStarted
+from voice_rtc.session import Session
+from voice_rtc.transports.websocket import CODEC_LABELS
 
 PROTOCOL_VERSION = 1
 
@@ -132,3 +137,60 @@ def _request_id(raw: str | bytes) -> RequestId | None:
 def message(type_: str, **fields: Any) -> dict[str, Any]:
     """A server message: `type` first, then its fields."""
     return {"type": type_, **fields}
+
+
+RECONNECT_BASE_MS = 1000
+RECONNECT_CAP_MS = 30000
+
+
+def welcome_message(
+    session: Session, settings: Settings, ice_servers: list[dict[str, Any]], resumed: bool
+) -> dict[str, Any]:
+    """The reply to hello: the session, and how this server wants its clients to behave."""
+    return message(
+        "welcome",
+        version=PROTOCOL_VERSION,
+        session_id=session.id,
+        resume_token=session.resume_token,
+        resumed=resumed,
+        ice_servers=ice_servers,
+        audio={"sample_rate": SAMPLE_RATE, "channels": CHANNELS, "frame_ms": FRAME_MS},
+        codecs=list(CODEC_LABELS),
+        transport=settings.transport,
+        limits={
+            "max_text_chars": settings.max_text_chars,
+            "max_message_bytes": settings.max_message_bytes,
+            "max_queued_utterances": settings.max_queued_utterances,
+        },
+        heartbeat={
+            "interval_ms": round(settings.heartbeat_interval_s * 1000),
+            "timeout_ms": round(settings.heartbeat_timeout_s * 1000),
+        },
+        position_interval_ms=settings.position_interval_ms,
+        reconnect={
+            "base_ms": RECONNECT_BASE_MS,
+            "cap_ms": RECONNECT_CAP_MS,
+            "max_attempts": settings.reconnect_max_attempts,
+        },
+        fallback={
+            "ice_timeout_ms": settings.ice_timeout_ms,
+            "loss_percent": settings.fallback_loss_percent,
+            "loss_window_s": settings.fallback_loss_window_s,
+        },
+        grace_ms=round(settings.session_grace_s * 1000),
+    )
+
+
+def event_message(event: PlayoutEvent) -> dict[str, Any]:
+    if isinstance(event, UtteranceStarted):
+        return message(
+            "utterance_started", utterance_id=event.utterance_id, seq=event.seq, text=event.text
+        )
+    assert isinstance(event, UtteranceEnded)
+    return message(
+        "utterance_ended",
+        utterance_id=event.utterance_id,
+        frames=event.frames,
+        reason=event.reason.value,
+        text=event.text,
+    )

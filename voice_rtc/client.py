@@ -17,9 +17,7 @@ import itertools
 import logging
 import secrets
 import time
-import wave
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,16 +27,14 @@ from aiortc import (
     RTCIceServer,
     RTCIceTransportPolicy,
     RTCPeerConnection,
-    RTCRtpReceiver,
     RTCSessionDescription,
 )
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av import AudioFrame, AudioResampler
+from aiortc.mediastreams import MediaStreamTrack
 
-from .audio import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
+from .audio import SAMPLE_RATE, SAMPLE_WIDTH
 from .backoff import backoff_delay
+from .client_audio import Listener, Recording
 from .transports.webrtc import use_host_addresses
-from .transports.websocket import unpack
 
 log = logging.getLogger(__name__)
 
@@ -57,28 +53,6 @@ class ServerError(Exception):
         self.body = body
 
 
-class ReconnectFailed(ConnectionError):
-    pass
-
-
-@dataclass
-class Recording:
-    """What the client played: PCM at 22050 Hz mono s16le, and when each frame arrived."""
-
-    pcm: bytearray = field(default_factory=bytearray)
-    arrivals: list[float] = field(default_factory=list)  # time.monotonic() per received frame
-    # WebSocket frames name themselves: (seq, utterance id, frame index) of each, in order.
-    frame_ids: list[tuple[int, int, int]] = field(default_factory=list)
-    wire_bytes: int = 0  # bytes of WebSocket audio messages received
-
-    def save_wav(self, path: str) -> None:
-        with wave.open(path, "wb") as out:
-            out.setnchannels(CHANNELS)
-            out.setsampwidth(SAMPLE_WIDTH)
-            out.setframerate(SAMPLE_RATE)
-            out.writeframes(bytes(self.pcm))
-
-
 def signaling_url(server_url: str) -> str:
     parts = urlsplit(server_url)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
@@ -90,13 +64,6 @@ def _is_loopback(host: str) -> bool:
     with contextlib.suppress(ValueError):
         return ipaddress.ip_address(host).is_loopback
     return host == "localhost"
-
-
-def _rtp_origin(receiver: RTCRtpReceiver) -> int:
-    # aiortc hands out frames stamped relative to the first RTP timestamp it received, and keeps
-    # that origin private; the server speaks absolute RTP timestamps, as browsers report them.
-    mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
-    return int(mapper._origin or 0)
 
 
 class _Link:
@@ -139,7 +106,7 @@ class VoiceClient:
         self.user_id = f"client-{secrets.token_hex(4)}"  # the dev-mode user, kept on reconnect
         self.transport = transport  # "webrtc" or "websocket"
         self.codec = codec
-        self.recording = Recording()
+        self.listener = Listener()
         self.events: list[dict[str, Any]] = []  # utterance events, in order, each once
         self.errors: list[dict[str, Any]] = []  # errors that answered no request
         self.states: list[str] = []  # every state this client went through
@@ -155,14 +122,14 @@ class VoiceClient:
         self._pending: dict[int, tuple[str, asyncio.Future[dict[str, Any]]]] = {}  # by id
         self._request_ids = itertools.count(1)
         self._changed = asyncio.Condition()  # notified on events and on state changes
-        # The last position played, as the server wants it reported: transport_id and seq (for
-        # WebSocket audio) or rtp_timestamp (WebRTC). Reset when a new transport starts.
-        self._played: dict[str, int] = {}
-        self._transport_id = 0
         self._last_event = 0
         self._closing = False
         if _is_loopback(urlsplit(self.url).hostname or ""):
             use_host_addresses(["127.0.0.1"])  # aioice skips loopback by default
+
+    @property
+    def recording(self) -> Recording:
+        return self.listener.recording
 
     @property
     def state(self) -> str:
@@ -296,15 +263,15 @@ class VoiceClient:
             hello["token"] = token
         if self.welcome:
             hello.update(resume=self.welcome["resume_token"], last_event=self._last_event)
-            if self._played:
-                hello["position"] = self._played
+            if self.listener.played:
+                hello["position"] = self.listener.played
         try:
             welcome = await self.request(hello, "welcome")
         except ServerError as exc:
             if exc.code != "SESSION_NOT_FOUND":
                 raise
             log.warning("session_lost", extra={"detail": str(exc)})
-            self._last_event, self._played = 0, {}
+            self._last_event = 0
             del hello["resume"], hello["last_event"]
             hello.pop("position", None)
             welcome = await self.request(hello, "welcome")
@@ -361,13 +328,11 @@ class VoiceClient:
                         await self._link.close()
 
     async def _start_audio(self, link: _Link, reason: str = "forced") -> None:
-        # What the old transport played has been reported (in hello, or by switch_transport);
-        # positions from here on are the new transport's.
-        self._played = {}
+        self.listener.new_transport()  # what the old one played was reported (hello, or a switch)
         if self.transport == "websocket":
             request = {"type": "transport", "mode": "websocket", "codec": self.codec}
             request["reason"] = reason
-            self._transport_id = (await self.request(request, "transport"))["transport_id"]
+            self.listener.transport_id = (await self.request(request, "transport"))["transport_id"]
             return
         servers = [RTCIceServer(**server) for server in self.welcome.get("ice_servers", [])]
         policy = RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
@@ -378,9 +343,9 @@ class VoiceClient:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            link.tasks.append(
-                asyncio.create_task(self._record_webrtc(link, pc, track), name="client-recorder")
-            )
+            receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+            playing = self.listener.play_webrtc(track, receiver, lambda: link.pc is pc)
+            link.tasks.append(asyncio.create_task(playing, name="client-recorder"))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -395,7 +360,7 @@ class VoiceClient:
             # aiortc never starts ICE without a candidate: say why now, not after a timeout.
             raise ConnectionError("no TURN relay candidate: check the TURN server and credentials")
         answer = await self.request({"type": "offer", "sdp": pc.localDescription.sdp}, "answer")
-        self._transport_id = answer["transport_id"]
+        self.listener.transport_id = answer["transport_id"]
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await asyncio.wait_for(connected.wait(), 10)
 
@@ -408,7 +373,7 @@ class VoiceClient:
         try:
             async for msg in link.ws:
                 if msg.type == aiohttp.WSMsgType.BINARY:
-                    self._play_websocket_frame(msg.data)
+                    self.listener.play_websocket_frame(msg.data)
                 elif msg.type == aiohttp.WSMsgType.TEXT:
                     await self._handle(msg.json())
         finally:
@@ -438,31 +403,6 @@ class VoiceClient:
         elif kind == "error":
             self.errors.append(body)
 
-    def _play_websocket_frame(self, data: bytes) -> None:
-        frame = unpack(data)
-        self.recording.arrivals.append(time.monotonic())
-        self.recording.pcm += frame.pcm
-        self.recording.frame_ids.append((frame.seq, frame.utterance_id, frame.index))
-        self.recording.wire_bytes += len(data)
-        self._played = {"transport_id": self._transport_id, "seq": frame.seq}
-
-    async def _record_webrtc(
-        self, link: _Link, pc: RTCPeerConnection, track: MediaStreamTrack
-    ) -> None:
-        receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
-        resampler = AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                if link.pc is not pc:
-                    return  # this peer was replaced: what it still delivers is not played
-                assert isinstance(frame, AudioFrame) and frame.pts is not None
-                self.recording.arrivals.append(time.monotonic())
-                for out in resampler.resample(frame):
-                    self.recording.pcm += bytes(out.planes[0])[: out.samples * SAMPLE_WIDTH]
-                rtp_timestamp = (_rtp_origin(receiver) + frame.pts) % 2**32
-                self._played = {"transport_id": self._transport_id, "rtp_timestamp": rtp_timestamp}
-
     async def _report_positions(self, link: _Link) -> None:
         interval = self.welcome["position_interval_ms"] / 1000
         while True:
@@ -470,9 +410,9 @@ class VoiceClient:
             await self._report_position(link)
 
     async def _report_position(self, link: _Link) -> None:
-        if self._played and not link.ws.closed:
+        if self.listener.played and not link.ws.closed:
             with contextlib.suppress(ConnectionError):
-                await link.ws.send_json({"type": "position", **self._played})
+                await link.ws.send_json({"type": "position", **self.listener.played})
 
     async def _heartbeat(self, link: _Link) -> None:
         interval = self.welcome["heartbeat"]["interval_ms"] / 1000
