@@ -2,7 +2,8 @@
 
 import pytest
 
-from voice_rtc.bench import Options, histogram_quantile, run_bench
+from voice_rtc.bench.measure import histogram_quantile
+from voice_rtc.bench.run import Options, run_bench
 
 
 def test_histogram_quantile_interpolates_within_buckets() -> None:

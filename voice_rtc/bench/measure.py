@@ -1,0 +1,104 @@
+"""What the bench measures: the server's metrics, CPU usage snapshots, quantiles."""
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import numpy as np
+import psutil  # type: ignore[import-untyped]
+from prometheus_client.parser import text_string_to_metric_families
+
+PACING_BUCKET = "voice_rtc_pacing_lateness_seconds_bucket"
+FRAMES_SENT = "voice_rtc_audio_frames_sent_total"
+
+
+# --- the server's metrics ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scrape:
+    pacing_buckets: dict[float, float]  # upper bound -> cumulative count
+    frames_sent: dict[str, float]  # kind (speech, silence) -> count, over every transport
+
+
+def parse_metrics(text: str) -> Scrape:
+    buckets: dict[float, float] = {}
+    frames: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == PACING_BUCKET:
+                buckets[float(sample.labels["le"])] = sample.value
+            elif sample.name == FRAMES_SENT:
+                kind = sample.labels["kind"]
+                frames[kind] = frames.get(kind, 0.0) + sample.value
+    return Scrape(buckets, frames)
+
+
+def bucket_delta(start: Scrape, end: Scrape) -> list[tuple[float, float]]:
+    """Cumulative bucket counts observed between two scrapes, by ascending upper bound."""
+    return [
+        (bound, count - start.pacing_buckets.get(bound, 0.0))
+        for bound, count in sorted(end.pacing_buckets.items())
+    ]
+
+
+def histogram_quantile(q: float, cumulative: Sequence[tuple[float, float]]) -> float | None:
+    """Like Prometheus: linear within the bucket holding the q-th observation; a quantile in the
+    +Inf bucket is reported as the highest finite bound. None without observations."""
+    if not cumulative or cumulative[-1][1] <= 0:
+        return None
+    rank = q * cumulative[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in cumulative:
+        if count >= rank and count > below:
+            if math.isinf(bound):
+                return lower
+            return lower + (bound - lower) * (rank - below) / (count - below)
+        lower, below = bound, count
+    return lower
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> Scrape:
+    async with http.get(url.rstrip("/") + "/metrics") as response:
+        response.raise_for_status()
+        return parse_metrics(await response.text())
+
+
+# --- CPU usage ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A snapshot of the clock and of the CPU seconds each process has used so far."""
+
+    at: float  # time.monotonic()
+    server: float | None  # None: the server's pid is unknown
+    clients: list[float]  # one per worker process
+    metrics: Scrape
+
+    @classmethod
+    async def take(
+        cls,
+        server: psutil.Process | None,
+        clients: Sequence[psutil.Process],
+        http: aiohttp.ClientSession,
+        url: str,
+    ) -> "Usage":
+        at = time.monotonic()
+        cpu = [cpu_seconds(c) for c in clients]
+        return cls(at, cpu_seconds(server) if server else None, cpu, await scrape(http, url))
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def percentile_ms(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) * 1000 if len(values) else None
+
+
+def ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
