@@ -1,31 +1,59 @@
-// The demo page: one VoiceClient, its state, utterances, errors and audio statistics.
+// The demo page: one VoiceClient; its state, captions, utterances, errors and audio statistics.
+// `?transport=websocket` (or webrtc) in the page's URL forces a transport.
 import { VoiceClient } from '/client/voice-client.js';
 
-const MAX_EVENTS_SHOWN = 50;
+const MAX_LOG_ENTRIES = 50;
 const STATS_INTERVAL_MS = 1000;
+const TRANSPORT_NAMES = {
+  webrtc: 'WebRTC',
+  websocket: 'WebSocket audio',
+  captions: 'captions only',
+};
 
 const $ = (id) => document.getElementById(id);
-const client = new VoiceClient();
+
+const requested = new URLSearchParams(location.search).get('transport');
+// No token: the demo runs against a server in dev mode, which hands them out.
+const client = new VoiceClient({
+  transport: ['webrtc', 'websocket'].includes(requested) ? requested : 'auto',
+});
 window.voiceClient = client; // for the console and for tests
 
 let statsTimer = null;
+let captionOf = null; // the utterance whose text the captions show
+let shownError = null;
 
-client.addEventListener('state', ({ detail: state }) => {
+client.addEventListener('state', ({ detail }) => {
+  const { state } = detail;
   $('state').textContent = state;
-  $('state').dataset.state = state;
+  $('state-detail').textContent = describe(detail);
+  $('status').dataset.state = state;
   $('speak').disabled = state === 'connecting';
   $('stop').disabled = !isLive(state);
+  log('connection-log', [state, describe(detail)].filter(Boolean).join(': '));
+  // "Lost; retrying" is over once it is back.
+  if (shownError?.action === 'reconnect' && isUp(state)) hideError();
   clearInterval(statsTimer);
   if (isLive(state)) statsTimer = setInterval(showStats, STATS_INTERVAL_MS);
+  showStats();
+});
+
+client.addEventListener('transport', ({ detail: { transport, detail } }) => {
+  const name = TRANSPORT_NAMES[transport];
+  log('connection-log', detail ? `transport: ${name} (${detail})` : `transport: ${name}`);
+  $('captions').classList.toggle('only', transport === 'captions');
 });
 
 client.addEventListener('utterance', ({ detail: event }) => {
   const name = `Utterance ${event.utterance_id}`;
-  showEvent(
-    event.type === 'utterance_started'
-      ? `${name} started`
-      : `${name} ended: ${event.reason} (${event.frames} frames)`,
-  );
+  if (event.type === 'utterance_started') {
+    log('events', `${name} started`);
+    captionOf = event.utterance_id;
+    $('captions').textContent = event.text;
+  } else {
+    log('events', `${name} ended: ${event.reason} (${event.frames} frames)`);
+    if (event.utterance_id === captionOf) $('captions').textContent = '';
+  }
 });
 
 client.addEventListener('error', ({ detail: body }) => showError(body));
@@ -35,43 +63,66 @@ $('speak-form').addEventListener('submit', async (event) => {
   hideError();
   const text = $('text').value;
   try {
-    // The first Speak connects: a click is the user gesture browsers want before playing audio.
+    // A click is the user gesture browsers want before they play audio: the first Speak
+    // connects, and one on captions only brings the audio back.
+    if (client.transport === 'captions') client.resumeAudio();
     if (!isLive(client.state)) await client.connect();
-    showEvent(`Utterance ${await client.speak(text)} queued: “${text}”`);
+    log('events', `Utterance ${await client.speak(text)} queued: “${text}”`);
   } catch (error) {
-    showError(error.body ?? { code: 'CONNECTION_FAILED', message: error.message });
+    showError(error.body ?? { code: 'WEBSOCKET_CONNECTION_FAILED', message: error.message });
   }
 });
 
 $('stop').addEventListener('click', () => client.cancel());
 
-/** Connected, or connected a moment ago with signaling still up: requests still work. */
+/** Speech can play. */
+function isUp(state) {
+  return state === 'connected' || state === 'degraded';
+}
+
+/** A session is on: requests work now, or once reconnected. */
 function isLive(state) {
-  return state === 'connected' || state === 'disconnected';
+  return isUp(state) || state === 'reconnecting';
+}
+
+function describe({ state, transport, attempt, maxAttempts, error }) {
+  if (state === 'reconnecting') return `attempt ${attempt} of ${maxAttempts}`;
+  if (state === 'degraded') return TRANSPORT_NAMES[transport];
+  if (state === 'failed') return error?.message ?? '';
+  return '';
 }
 
 async function showStats() {
   const stats = await client.stats();
-  const ms = (seconds) => (seconds === undefined ? '–' : `${(seconds * 1000).toFixed(1)} ms`);
+  const ms = (seconds) => (seconds == null ? '–' : `${(seconds * 1000).toFixed(1)} ms`);
+  $('transport').textContent = TRANSPORT_NAMES[stats.transport] ?? '–';
+  $('rtt').textContent = ms(stats.rtt);
+  $('underruns').textContent = stats.underruns ?? '–';
   $('stat-packets-received').textContent = stats.packetsReceived ?? '–';
   $('stat-packets-lost').textContent = stats.packetsLost ?? '–';
   $('stat-jitter').textContent = ms(stats.jitter);
-  $('stat-jitter-buffer').textContent = ms(stats.averageJitterBufferDelay);
+  $('stat-jitter-buffer').textContent = ms(
+    stats.averageJitterBufferDelay ?? stats.jitterBufferTarget,
+  );
   $('stat-rtt').textContent = ms(stats.currentRoundTripTime);
   $('stat-audio-level').textContent = stats.audioLevel?.toFixed(3) ?? '–';
   $('stat-codec').textContent = stats.codec ?? '–';
+  $('stat-session').textContent = client.sessionId ?? '–';
 }
 
-function showEvent(text) {
+function log(listId, text) {
   const item = document.createElement('li');
   item.textContent = text;
-  const list = $('events');
+  const list = $(listId);
   list.append(item);
-  while (list.children.length > MAX_EVENTS_SHOWN) list.firstElementChild.remove();
+  while (list.children.length > MAX_LOG_ENTRIES) list.firstElementChild.remove();
   list.scrollTop = list.scrollHeight;
 }
 
-function showError({ code, message, detail }) {
+function showError(body) {
+  const { code, message, detail } = body;
+  console.warn(`${code}: ${message}`, detail ?? '');
+  shownError = body;
   $('error-code').textContent = code;
   $('error-message').textContent = message;
   $('error-detail').textContent = detail ?? '';
@@ -79,5 +130,6 @@ function showError({ code, message, detail }) {
 }
 
 function hideError() {
+  shownError = null;
   $('error').hidden = true;
 }

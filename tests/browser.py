@@ -1,10 +1,12 @@
 """Headless Chromium as a listener: launching it, and measuring what a page hears."""
 
 import asyncio
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.async_api import Browser, Page, async_playwright
@@ -27,13 +29,24 @@ T = TypeVar("T")
 
 
 @asynccontextmanager
-async def chromium(args: list[str] = CHROMIUM_ARGS) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+async def chromium(
+    args: list[str] = CHROMIUM_ARGS, netns: str | None = None
+) -> AsyncIterator[Browser]:
+    """Headless Chromium; with `netns`, inside that network namespace (it sees its interfaces
+    only). Playwright drives it over pipes, which `ip netns exec` keeps."""
+    with tempfile.TemporaryDirectory() as scratch:
+        executable = CHROMIUM
+        if netns is not None:
+            wrapper = Path(scratch) / "chromium"
+            wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {netns} {CHROMIUM} "$@"\n')
+            wrapper.chmod(0o755)
+            executable = str(wrapper)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=executable, args=args)
+            try:
+                yield browser
+            finally:
+                await browser.close()
 
 
 def echo_console(page: Page) -> None:
@@ -80,6 +93,21 @@ async def analyse_received_audio(page: Page) -> None:
             context.createMediaStreamSource(voiceClient.remoteStream).connect(analyser);
             window.testAnalyser = analyser;
             await context.resume();
+        }"""
+    )
+
+
+async def analyse_websocket_audio(page: Page) -> None:
+    """Feed what the page plays from the WebSocket (its AudioWorklet's output) into an
+    AnalyserNode (window.testAnalyser)."""
+    await page.evaluate(
+        """() => {
+            const output = voiceClient.audioOutput;
+            const analyser = new AnalyserNode(output.context, {
+                fftSize: 8192, smoothingTimeConstant: 0,
+            });
+            output.connect(analyser);
+            window.testAnalyser = analyser;
         }"""
     )
 

@@ -1,0 +1,240 @@
+/**
+ * Playout of the WebSocket fallback: an adaptive jitter buffer of numbered 22050 Hz frames, and
+ * a resampler to the AudioContext's rate. No Web APIs: the AudioWorklet runs it, node tests it.
+ */
+
+export const SOURCE_RATE = 22050;
+
+/**
+ * Frames in `seq` order, played out one sample per `pull()`. Each pull is 1/22050 s of
+ * playback, whether it returns audio or silence: pulls are this buffer's clock.
+ *
+ * It waits until it holds `target` ms (or has waited that long: a short utterance is all there
+ * is) before it plays. Running dry in the middle of an utterance is an underrun, known when the
+ * utterance's next frame arrives (running dry at its end is just the end): the target then grows
+ * by half, quickly out of trouble; each `steadyMs` of playback without one, it shrinks by
+ * `shrinkMs`, slowly, since each step trades safety for latency. The buffer empties at the end
+ * of each utterance (the server sends no silence), so a new target applies from the next one.
+ */
+export class JitterBuffer {
+  #min;
+  #max;
+  #target;
+  #capacity;
+  #steadyAfter;
+  #shrinkStep;
+  #frames = []; // queued, in ascending seq: {seq, utterance, samples}
+  #queued = 0; // samples in #frames
+  #current = null; // the frame playing
+  #offset = 0; // its next sample
+  #playing = false;
+  #waited = 0; // samples of time spent waiting with something queued
+  #steady = 0; // samples played since the last underrun or shrink
+  #lastUtterance = null; // of the last frame played
+  #starvedIn = null; // the utterance that ran dry while playing
+  #lastTaken = -1; // seq of the newest frame played or playing: anything older is late
+  #playedSeq = null;
+  #underruns = 0;
+  #duplicates = 0;
+  #overflows = 0;
+
+  /**
+   * @param {object} [options] all in milliseconds
+   * @param {number} [options.targetMs] where the target starts
+   * @param {number} [options.minMs] the least it shrinks to
+   * @param {number} [options.maxMs] the most it grows to
+   * @param {number} [options.capacityMs] hard cap on what is held; the oldest frames go first
+   * @param {number} [options.steadyMs] playback without underrun before the target shrinks
+   * @param {number} [options.shrinkMs] how much it shrinks by
+   */
+  constructor({
+    targetMs = 200,
+    minMs = 100,
+    maxMs = 400,
+    capacityMs = 1000,
+    steadyMs = 10000,
+    shrinkMs = 20,
+  } = {}) {
+    const samples = (ms) => Math.round((ms * SOURCE_RATE) / 1000);
+    this.#target = samples(targetMs);
+    this.#min = samples(minMs);
+    this.#max = samples(maxMs);
+    this.#capacity = samples(capacityMs);
+    this.#steadyAfter = samples(steadyMs);
+    this.#shrinkStep = samples(shrinkMs);
+  }
+
+  /**
+   * Queue a frame. Frames already played or queued (a resumed server replays what it was not
+   * told was played) and frames older than what is playing are dropped.
+   * @param {{seq: number, utterance: number, samples: Float32Array}} frame
+   * @returns {boolean} whether it was queued
+   */
+  push(frame) {
+    let i = this.#frames.length;
+    while (i > 0 && this.#frames[i - 1].seq > frame.seq) i--;
+    if (frame.seq <= this.#lastTaken || this.#frames[i - 1]?.seq === frame.seq) {
+      this.#duplicates++;
+      return false;
+    }
+    this.#frames.splice(i, 0, frame);
+    this.#queued += frame.samples.length;
+    if (this.#starvedIn !== null) {
+      if (frame.utterance === this.#starvedIn) this.#underrun();
+      this.#starvedIn = null;
+    }
+    while (this.#queued > this.#capacity) {
+      const oldest = this.#frames.shift();
+      this.#queued -= oldest.samples.length;
+      this.#lastTaken = Math.max(this.#lastTaken, oldest.seq); // keep playback in seq order
+      this.#overflows++;
+    }
+    return true;
+  }
+
+  /** The next sample (0 when there is nothing to play, or while buffering). */
+  pull() {
+    if (!this.#playing && !this.#start()) return 0;
+    if (this.#current === null) {
+      if (this.#frames.length === 0) {
+        this.#playing = false;
+        this.#starvedIn = this.#lastUtterance;
+        return 0;
+      }
+      this.#current = this.#frames.shift();
+      this.#queued -= this.#current.samples.length;
+      this.#offset = 0;
+      this.#lastTaken = this.#current.seq;
+    }
+    const frame = this.#current;
+    const sample = frame.samples[this.#offset++];
+    if (this.#offset === frame.samples.length) {
+      this.#playedSeq = frame.seq;
+      this.#lastUtterance = frame.utterance;
+      this.#current = null;
+    }
+    if (++this.#steady >= this.#steadyAfter) {
+      this.#target = Math.max(this.#min, this.#target - this.#shrinkStep);
+      this.#steady = 0;
+    }
+    return sample;
+  }
+
+  /** Drop everything queued and playing (barge-in); what was played stays played. */
+  flush() {
+    this.#frames = [];
+    this.#queued = 0;
+    this.#current = null;
+    this.#playing = false;
+    this.#waited = 0;
+    this.#starvedIn = null;
+  }
+
+  /** Flush, and forget which seqs were played: a new session numbers its frames from 0. */
+  reset() {
+    this.flush();
+    this.#lastTaken = -1;
+    this.#playedSeq = null;
+  }
+
+  /** Seq of the last frame played to the end, or null. */
+  get playedSeq() {
+    return this.#playedSeq;
+  }
+
+  get targetMs() {
+    return (this.#target * 1000) / SOURCE_RATE;
+  }
+
+  /** Audio held: queued, and the rest of the frame playing. */
+  get bufferedMs() {
+    return (this.#buffered() * 1000) / SOURCE_RATE;
+  }
+
+  get underruns() {
+    return this.#underruns;
+  }
+
+  /** Frames dropped as already played or queued. */
+  get duplicates() {
+    return this.#duplicates;
+  }
+
+  /** Frames dropped because the buffer was full. */
+  get overflows() {
+    return this.#overflows;
+  }
+
+  #buffered() {
+    return this.#queued + (this.#current ? this.#current.samples.length - this.#offset : 0);
+  }
+
+  /** Whether to start playing, on a pull while not playing. */
+  #start() {
+    if (this.#frames.length === 0) return false;
+    if (this.#buffered() < this.#target && ++this.#waited < this.#target) return false;
+    this.#playing = true;
+    this.#waited = 0;
+    return true;
+  }
+
+  #underrun() {
+    this.#underruns++;
+    this.#target = Math.min(this.#max, Math.round(this.#target * 1.5));
+    this.#steady = 0;
+  }
+}
+
+/**
+ * Streaming sample-rate conversion by 4-point cubic (Catmull-Rom) interpolation: flat enough
+ * through the speech band, and images of the 22050 Hz source well down, for 4 taps. Positions
+ * are kept as exact integer fractions, so the output never drifts from the input's duration.
+ */
+export class Resampler {
+  #inputRate;
+  #outputRate;
+  #phase = 0; // position between x1 and x2, in 1/outputRate of an input sample
+  #x0 = 0;
+  #x1 = 0;
+  #x2 = 0;
+  #x3 = 0;
+
+  constructor(inputRate, outputRate) {
+    this.#inputRate = inputRate;
+    this.#outputRate = outputRate;
+  }
+
+  /**
+   * Fill `out` with samples at the output rate, calling `next()` for each input sample needed.
+   * @param {Float32Array} out
+   * @param {() => number} next
+   */
+  render(out, next) {
+    for (let i = 0; i < out.length; i++) {
+      while (this.#phase >= this.#outputRate) {
+        this.#x0 = this.#x1;
+        this.#x1 = this.#x2;
+        this.#x2 = this.#x3;
+        this.#x3 = next();
+        this.#phase -= this.#outputRate;
+      }
+      const t = this.#phase / this.#outputRate;
+      const x0 = this.#x0;
+      const x1 = this.#x1;
+      const x2 = this.#x2;
+      const x3 = this.#x3;
+      out[i] =
+        x1 +
+        0.5 *
+          t *
+          (x2 - x0 + t * (2 * x0 - 5 * x1 + 4 * x2 - x3 + t * (3 * (x1 - x2) + x3 - x0)));
+      this.#phase += this.#inputRate;
+    }
+  }
+
+  /** Forget the input's last samples (after a flush: they belong to audio that was dropped). */
+  reset() {
+    this.#phase = 0;
+    this.#x0 = this.#x1 = this.#x2 = this.#x3 = 0;
+  }
+}

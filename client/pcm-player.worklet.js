@@ -1,0 +1,72 @@
+/**
+ * The AudioWorklet side of PcmPlayer (pcm-player.js): plays decoded 22050 Hz frames through the
+ * jitter buffer, resampled to the context's rate, and reports what it played.
+ *
+ * Port messages in: a frame {seq, utterance, samples: Float32Array} (its buffer transferred),
+ * {command: 'flush'} (barge-in) or {command: 'reset', epoch} (a new session). Out: a status
+ * every STATUS_MS of output, and at once after a command: {epoch, playedSeq, underruns, targetMs,
+ * bufferedMs, duplicates, overflows, level}, level being the RMS of the output since the last
+ * status, epoch the last reset's (statuses from before a reset describe the old session).
+ */
+import { JitterBuffer, Resampler, SOURCE_RATE } from './jitter-buffer.js';
+
+const STATUS_MS = 50;
+
+class PcmPlayerProcessor extends AudioWorkletProcessor {
+  #buffer;
+  #resampler = new Resampler(SOURCE_RATE, sampleRate);
+  #pull;
+  #statusEvery = Math.round((STATUS_MS * sampleRate) / 1000);
+  #rendered = 0; // output samples since the last status
+  #energy = 0; // their sum of squares
+  #epoch = 0;
+
+  constructor({ processorOptions }) {
+    super();
+    const buffer = (this.#buffer = new JitterBuffer(processorOptions.jitterBuffer));
+    this.#pull = () => buffer.pull();
+    this.port.onmessage = ({ data }) => this.#receive(data);
+  }
+
+  #receive(data) {
+    if (data.command === undefined) {
+      this.#buffer.push(data);
+      return;
+    }
+    if (data.command === 'reset') {
+      this.#buffer.reset();
+      this.#epoch = data.epoch;
+    } else {
+      this.#buffer.flush();
+    }
+    this.#resampler.reset();
+    this.#report();
+  }
+
+  process(_inputs, outputs) {
+    const out = outputs[0][0];
+    this.#resampler.render(out, this.#pull);
+    for (let i = 0; i < out.length; i++) this.#energy += out[i] * out[i];
+    this.#rendered += out.length;
+    if (this.#rendered >= this.#statusEvery) this.#report();
+    return true; // silence between utterances too, as long as the node lives
+  }
+
+  #report() {
+    const buffer = this.#buffer;
+    this.port.postMessage({
+      epoch: this.#epoch,
+      playedSeq: buffer.playedSeq,
+      underruns: buffer.underruns,
+      targetMs: buffer.targetMs,
+      bufferedMs: buffer.bufferedMs,
+      duplicates: buffer.duplicates,
+      overflows: buffer.overflows,
+      level: this.#rendered ? Math.sqrt(this.#energy / this.#rendered) : 0,
+    });
+    this.#rendered = 0;
+    this.#energy = 0;
+  }
+}
+
+registerProcessor('pcm-player', PcmPlayerProcessor);
