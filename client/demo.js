@@ -10,6 +10,20 @@ const TRANSPORT_NAMES = {
   captions: 'captions only',
 };
 
+// What the listener can do about an error, by its `action` (GET /api/errors): a hint, and a
+// button for what takes a click.
+const ACTION_HINTS = {
+  reconnect: 'Reconnecting automatically.',
+  retry: 'Try again.',
+  new_session: 'Your queued speech is gone; say it again.',
+  switch_transport: 'Switching to another way of streaming.',
+};
+const ACTION_BUTTONS = {
+  enable_audio: { label: 'Enable sound', onClick: () => client.resumeAudio() },
+  sign_in: { label: 'Reload to sign in', onClick: () => location.reload() },
+  upgrade: { label: 'Reload the page', onClick: () => location.reload() },
+};
+
 const $ = (id) => document.getElementById(id);
 
 const requested = new URLSearchParams(location.search).get('transport');
@@ -69,7 +83,9 @@ $('speak-form').addEventListener('submit', async (event) => {
     if (!isLive(client.state)) await client.connect();
     log('events', `Utterance ${await client.speak(text)} queued: “${text}”`);
   } catch (error) {
-    showError(error.body ?? { code: 'WEBSOCKET_CONNECTION_FAILED', message: error.message });
+    showError(
+      error.body ?? client.describeError('WEBSOCKET_CONNECTION_FAILED', { detail: error.message }),
+    );
   }
 });
 
@@ -120,14 +136,28 @@ function log(listId, text) {
 }
 
 function showError(body) {
-  const { code, message, detail } = body;
+  const { code, message, detail, action } = body;
   console.warn(`${code}: ${message}`, detail ?? '');
   shownError = body;
   $('error-code').textContent = code;
-  $('error-message').textContent = message;
+  $('error-message').textContent = message ?? '';
+  $('error-action').textContent = actionHint(body);
+  const button = ACTION_BUTTONS[action];
+  $('error-button').hidden = !button;
+  $('error-button').textContent = button?.label ?? '';
   $('error-detail').textContent = detail ?? '';
   $('error').hidden = false;
 }
+
+function actionHint({ action, retry_after_s: retryAfterS }) {
+  if (action !== 'retry_later') return ACTION_HINTS[action] ?? '';
+  return retryAfterS ? `Try again in ${Math.ceil(retryAfterS)} s.` : 'Try again in a moment.';
+}
+
+$('error-button').addEventListener('click', () => {
+  ACTION_BUTTONS[shownError?.action]?.onClick();
+  hideError();
+});
 
 function hideError() {
   shownError = null;

@@ -7,6 +7,8 @@
  * life, so a reconnection seldom waits on fetching one (the network may just have failed); a
  * server without dev mode (404) is not asked again.
  */
+import { httpUrl } from './signaling.js';
+
 export class DevTokens {
   #url;
   #token = undefined;
@@ -14,8 +16,7 @@ export class DevTokens {
 
   /** @param {string} signalingUrl the server's, e.g. ws://127.0.0.1:8080/ws */
   constructor(signalingUrl) {
-    const url = new URL('/api/dev-token', signalingUrl);
-    url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+    const url = httpUrl(signalingUrl, '/api/dev-token');
     url.searchParams.set('user', `browser-${crypto.getRandomValues(new Uint32Array(2)).join('-')}`);
     this.#url = url;
   }

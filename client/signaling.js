@@ -15,6 +15,13 @@ export class ServerError extends Error {
   }
 }
 
+/** The server's HTTP URL for `path`, from its signaling URL (ws://host/ws -> http://host/path). */
+export function httpUrl(signalingUrl, path) {
+  const url = new URL(path, signalingUrl);
+  url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
+  return url;
+}
+
 export class Signaling {
   #ws;
   #onMessage;

@@ -13,8 +13,10 @@
  */
 import { RetrySchedule } from './backoff.js';
 import { DevTokens } from './dev-tokens.js';
+import { ErrorTable } from './errors.js';
 import { PcmPlayer } from './pcm-player.js';
-import { ServerError, Signaling } from './signaling.js';
+import { httpUrl, ServerError, Signaling } from './signaling.js';
+import { Telemetry } from './telemetry.js';
 import { WebRTCAudio } from './webrtc-audio.js';
 import { WebSocketAudio } from './websocket-audio.js';
 
@@ -24,24 +26,7 @@ const PROTOCOL_VERSION = 1;
 const CONNECT_TIMEOUT_MS = 15000; // one attempt: the socket, hello, and the audio negotiated
 const STABLE_AFTER_MS = 10000; // a connection up this long starts the reconnection count over
 const CLOSE_REPLACED = 4001; // another connection resumed the session: do not reconnect
-
-// The errors clients raise themselves: rows of the server's table (GET /api/errors).
-const CLIENT_ERRORS = {
-  WEBSOCKET_CONNECTION_FAILED: {
-    severity: 'error',
-    category: 'network',
-    recoverable: true,
-    action: 'reconnect',
-    message: 'The connection to the server was lost; retrying.',
-  },
-  AUDIO_PLAYBACK_FAILED: {
-    severity: 'warning',
-    category: 'media',
-    recoverable: true,
-    action: 'enable_audio',
-    message: 'Audio cannot play; click to enable sound.',
-  },
-};
+const STATS_REPORT_MS = 30000; // how often telemetry gets a summary of the audio statistics
 
 /**
  * A listener's connection to a voice-rtc server.
@@ -66,8 +51,12 @@ const CLIENT_ERRORS = {
  *   `connection_failed`, `packet_loss`, `unsupported`, `other`), `detail` in words.
  * - `utterance`: the server's `utterance_started` (with the `text`, for captions) or
  *   `utterance_ended` message; each `event_id` once, across reconnections.
- * - `error`: an error body ({code, message, detail, severity, recoverable, action}) that
- *   answers no request of this client, so no promise rejected with it. Besides the server's:
+ * - `error`: an error body ({code, message, detail, severity, recoverable, action}, the row of
+ *   the server's table: errors.js) that answers no request of this client, so no promise
+ *   rejected with it. `message` is for the user; `action` says what to do (`reconnect`,
+ *   `enable_audio`, `retry_later`, `sign_in`, ...: signaling/PROTOCOL.md). Besides the server's:
+ *   `SERVER_DRAINING` (the server is shutting down: speech in progress may finish, then the
+ *   client reconnects, to another server behind the load balancer),
  *   `WEBSOCKET_CONNECTION_FAILED` (the connection dropped; reconnecting) and
  *   `AUDIO_PLAYBACK_FAILED` (the browser will not play audio: autoplay refused, or no
  *   AudioWorklet outside a secure context; captions meanwhile: call resumeAudio() from a user
@@ -84,6 +73,11 @@ export class VoiceClient extends EventTarget {
   #maxAttempts;
   #token;
   #devTokens = null; // without a token of the app's, a dev-mode server's
+  #errors;
+  #telemetry = null;
+  #statsReporter = null; // interval: audio statistics to telemetry, while connected
+  #underrunsReported = 0;
+  #speakNotBefore = 0; // performance.now() time: a rate limit said to wait until then
 
   #stateDetail = { state: 'new' }; // the last `state` event's
   #life = null; // AbortController, from connect() until failed or closed
@@ -103,6 +97,7 @@ export class VoiceClient extends EventTarget {
   #signaling = null;
   #audio = null; // the transport in use, or the last one
   #reported = null; // the position last reported on this connection
+  #drained = null; // the signaling the server announced it is draining
 
   /**
    * @param {object} [options]
@@ -118,6 +113,8 @@ export class VoiceClient extends EventTarget {
    *   every connection (tokens are short-lived; reconnections may come much later); `signal`
    *   aborts when the attempt is given up: pass it to fetch(). Default: a dev-mode server's
    *   (dev-tokens.js), or none.
+   * @param {boolean} [options.telemetry] send errors, fallbacks, reconnections and audio
+   *   statistics to the server's /api/analytics (telemetry.js); default true
    */
   constructor({
     url,
@@ -127,6 +124,7 @@ export class VoiceClient extends EventTarget {
     codec = 'pcm_s16le',
     maxReconnectAttempts,
     token,
+    telemetry = true,
   } = {}) {
     super();
     this.#url = url ?? defaultUrl();
@@ -137,6 +135,24 @@ export class VoiceClient extends EventTarget {
     this.#maxAttempts = maxReconnectAttempts;
     this.#token = token;
     if (token === undefined) this.#devTokens = new DevTokens(this.#url);
+    this.#errors = new ErrorTable(this.#url);
+    if (telemetry) {
+      this.#telemetry = new Telemetry({
+        url: httpUrl(this.#url, '/api/analytics'),
+        token: (signal) => this.#newToken(signal),
+        storage: localStorageOrNull(),
+      });
+      // What is still queued goes as the page does (or at its next load).
+      globalThis.addEventListener?.('pagehide', () => this.#telemetry.flush({ keepalive: true }));
+    }
+  }
+
+  /**
+   * The error body for `code`, from the server's table (GET /api/errors): its message for the
+   * user and its `action`, with `fields` (say, a `detail`) over them.
+   */
+  describeError(code, fields = {}) {
+    return this.#errors.describe(code, fields);
   }
 
   /** See the class comment. */
@@ -185,6 +201,13 @@ export class VoiceClient extends EventTarget {
   async connect() {
     if (this.#life) throw new Error('VoiceClient is already connecting or connected');
     const life = (this.#life = new AbortController());
+    if (this.#telemetry) {
+      this.#telemetry.start();
+      this.#statsReporter = setInterval(
+        () => this.#reportStats().catch(() => {}), // a transport closing meanwhile: next time
+        STATS_REPORT_MS,
+      );
+    }
     if (this.#transportOption === 'websocket') {
       // WebSocket audio is certain: create the AudioContext now, in the caller's gesture.
       try {
@@ -208,15 +231,34 @@ export class VoiceClient extends EventTarget {
    * Queue `text` to be spoken after anything queued before it.
    * @param {string} text
    * @returns {Promise<number>} the server's utterance id, as in `utterance` events
-   * @throws {ServerError} when the server refuses it (e.g. code TEXT_TOO_LONG, QUEUE_FULL)
+   * @throws {ServerError} when the server refuses it (e.g. code TEXT_TOO_LONG, QUEUE_FULL;
+   *   RATE_LIMIT_EXCEEDED, with `body.retry_after_s`: until then, speak() is refused at once)
    * @throws {Error} when not connected (while reconnecting, say), or the connection drops
    *   before the server answers
    */
   async speak(text) {
     const signaling = this.#signaling;
     if (!signaling?.isOpen) throw new Error(`VoiceClient is ${this.state}, not connected`);
+    const waitMs = this.#speakNotBefore - performance.now();
+    if (waitMs > 0) {
+      // Told to wait: asking sooner would only be refused again.
+      const retryAfterS = Math.ceil(waitMs / 1000);
+      throw new ServerError(
+        this.#errors.describe('RATE_LIMIT_EXCEEDED', {
+          detail: `too many requests; retry in ${retryAfterS} s`,
+          retry_after_s: retryAfterS,
+        }),
+      );
+    }
     const cancels = this.#cancels;
-    const { utterance_id: id } = await signaling.request({ type: 'speak', text }, 'queued');
+    let id;
+    try {
+      ({ utterance_id: id } = await signaling.request({ type: 'speak', text }, 'queued'));
+    } catch (error) {
+      const retryAfterS = error.body?.retry_after_s;
+      if (retryAfterS) this.#speakNotBefore = performance.now() + retryAfterS * 1000;
+      throw error;
+    }
     this.#latestUtterance = Math.max(this.#latestUtterance, id);
     // The server handles messages in order: a cancel() sent after this speak cancelled it too.
     if (this.#cancels !== cancels) this.#cancelledThrough = Math.max(this.#cancelledThrough, id);
@@ -253,6 +295,8 @@ export class VoiceClient extends EventTarget {
   /** Hang up and end the session. Requests awaiting a reply reject. */
   close() {
     this.#shutdown('closed', new Error('VoiceClient was closed'));
+    this.#telemetry?.flush();
+    this.#telemetry?.stop();
     this.#forgetSession();
     this.#path = null;
     this.#pathReason = 'other';
@@ -301,6 +345,7 @@ export class VoiceClient extends EventTarget {
     const stop = () => attempt.abort(lifeSignal.reason);
     lifeSignal.addEventListener('abort', stop);
     let signaling = null;
+    this.#errors.load(attempt.signal); // for errors to come; the connection does not wait on it
     try {
       const token = await abortable(this.#newToken(attempt.signal), attempt.signal);
       signaling = new Signaling(this.#url, {
@@ -352,6 +397,7 @@ export class VoiceClient extends EventTarget {
 
   #welcomed(welcome) {
     this.#welcome = welcome;
+    if (this.#telemetry) this.#telemetry.sessionId = welcome.session_id;
     if (this.#path !== null) return;
     this.#path = this.#forcedTransport ?? 'webrtc';
     if (this.#path === 'websocket') this.#pathReason = 'forced';
@@ -439,7 +485,7 @@ export class VoiceClient extends EventTarget {
       this.#player?.close();
       this.#player = null;
       this.#path = 'captions';
-      this.#emit('error', clientError('AUDIO_PLAYBACK_FAILED', error.message));
+      this.#emitError('AUDIO_PLAYBACK_FAILED', error.message);
       return null;
     }
   }
@@ -468,7 +514,7 @@ export class VoiceClient extends EventTarget {
 
   #autoplayBlocked(audio) {
     const signaling = this.#signaling;
-    this.#emit('error', clientError('AUDIO_PLAYBACK_FAILED', 'audio.play() was not allowed'));
+    this.#emitError('AUDIO_PLAYBACK_FAILED', 'audio.play() was not allowed');
     if (audio !== this.#audio || this.#forcedTransport) return;
     // WebSocket audio would be refused too; captions keep the listener informed meanwhile.
     this.#fallBack(audio, 'captions', 'other', 'the browser refused to play audio').catch(
@@ -496,6 +542,7 @@ export class VoiceClient extends EventTarget {
       this.#announced = transport;
       const reason = transport === 'webrtc' ? undefined : this.#pathReason;
       this.#emit('transport', { transport, reason, detail });
+      if (reason) this.#telemetry?.record({ type: 'fallback', to: transport, reason });
     }
     const intended = this.#forcedTransport ?? 'webrtc';
     this.#setState(transport === intended ? 'connected' : 'degraded', { transport });
@@ -520,7 +567,10 @@ export class VoiceClient extends EventTarget {
         this.#shutdown('closed', new Error(`the session was resumed elsewhere (${reason})`));
         return;
       }
-      this.#emit('error', clientError('WEBSOCKET_CONNECTION_FAILED', `closed: ${code} ${reason}`));
+      // After a drain the close was announced, and told (SERVER_DRAINING).
+      if (this.#drained !== this.#signaling) {
+        this.#emitError('WEBSOCKET_CONNECTION_FAILED', `closed: ${code} ${reason}`);
+      }
       schedule.dropped(performance.now());
       if (!(await this.#reconnect(schedule, lifeSignal))) return;
       schedule.connected(performance.now());
@@ -529,15 +579,18 @@ export class VoiceClient extends EventTarget {
 
   /** @returns {Promise<boolean>} whether it reconnected; if not, the client is failed or closed */
   async #reconnect(schedule, lifeSignal) {
+    let toldToWaitMs = 0; // a rate limit's retry_after_s: not sooner than that
     for (let next = schedule.next(); next; next = schedule.next()) {
       this.#setState('reconnecting', { attempt: next.attempt, maxAttempts: schedule.maxAttempts });
-      await sleep(next.delayMs, lifeSignal);
+      this.#telemetry?.record({ type: 'reconnect', attempt: next.attempt });
+      await sleep(Math.max(next.delayMs, toldToWaitMs), lifeSignal);
       if (lifeSignal.aborted) return false;
       try {
         await this.#open(lifeSignal);
         return true;
       } catch (error) {
         if (lifeSignal.aborted) return false;
+        toldToWaitMs = (error.body?.retry_after_s ?? 0) * 1000;
         // The app made no request the server's refusal answers (AUTHENTICATION_FAILED: a new
         // token, say): it hears of it here.
         if (error instanceof ServerError) this.#emit('error', error.body);
@@ -555,6 +608,11 @@ export class VoiceClient extends EventTarget {
       this.#lastEventId = message.event_id;
       this.#latestUtterance = Math.max(this.#latestUtterance, message.utterance_id);
       this.#emit('utterance', message);
+    } else if (message.type === 'drain') {
+      this.#drained = this.#signaling;
+      const seconds = Math.round(message.deadline_ms / 1000);
+      const detail = `the server is shutting down within ${seconds} s; speech in progress may finish`;
+      this.#emitError('SERVER_DRAINING', detail);
     } else if (message.type === 'error') {
       this.#emit('error', message);
     }
@@ -581,6 +639,7 @@ export class VoiceClient extends EventTarget {
   #shutdown(state, error) {
     this.#life?.abort(error);
     this.#life = null;
+    clearInterval(this.#statsReporter);
     this.#notePosition();
     this.#signaling?.close();
     this.#signaling = null;
@@ -616,8 +675,39 @@ export class VoiceClient extends EventTarget {
     this.#emit('state', next);
   }
 
+  /** An error this client raises itself, described by the server's table. */
+  #emitError(code, detail) {
+    this.#emit('error', this.#errors.describe(code, { detail }));
+  }
+
   #emit(type, detail) {
+    if (type === 'error') {
+      const message = (detail.detail ?? detail.message)?.slice(0, 500);
+      this.#telemetry?.record({ type: 'error', code: detail.code, message });
+    }
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  /** A summary of the audio statistics, and any new underruns, for telemetry. */
+  async #reportStats() {
+    const stats = await this.stats();
+    if (!this.#telemetry || !stats.transport) return;
+    const ms = (seconds) => (seconds == null ? undefined : Math.min(seconds * 1000, 600000));
+    const count = (n) => (n == null ? undefined : Math.max(0, n)); // packetsLost can be < 0
+    this.#telemetry.record({
+      type: 'stats',
+      transport: stats.transport,
+      rtt_ms: ms(stats.currentRoundTripTime ?? stats.rtt),
+      jitter_ms: ms(stats.jitter),
+      jitter_buffer_ms: ms(stats.averageJitterBufferDelay ?? stats.jitterBufferTarget),
+      packets_received: count(stats.packetsReceived),
+      packets_lost: count(stats.packetsLost),
+    });
+    const underruns = stats.underruns ?? 0;
+    if (underruns < this.#underrunsReported) this.#underrunsReported = 0; // a new player
+    const fresh = Math.min(underruns - this.#underrunsReported, 10000);
+    if (fresh > 0) this.#telemetry.record({ type: 'underrun', transport: 'websocket', count: fresh });
+    this.#underrunsReported = underruns;
   }
 }
 
@@ -627,8 +717,13 @@ function defaultUrl() {
   return url.href;
 }
 
-function clientError(code, detail) {
-  return { code, ...CLIENT_ERRORS[code], detail };
+/** The page's localStorage, or null where it is unavailable (node, a sandboxed frame). */
+function localStorageOrNull() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null;
+  }
 }
 
 function samePosition(a, b) {

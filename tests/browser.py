@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Locator, Page, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's: `playwright install` cannot download one here
 CHROMIUM_ARGS = [
@@ -47,6 +47,35 @@ async def chromium(
                 yield browser
             finally:
                 await browser.close()
+
+
+@asynccontextmanager
+async def new_page(browser: Browser) -> AsyncIterator[Page]:
+    """A page in a fresh context, its console echoed into the test's output."""
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        echo_console(page)
+        page.set_default_timeout(10_000)
+        yield page
+    finally:
+        await context.close()
+
+
+async def speak(page: Page, text: str) -> None:
+    """Type `text` on the demo page and press Speak."""
+    await page.get_by_label("Text to speak").fill(text)
+    await page.get_by_role("button", name="Speak").click()
+
+
+def utterances(page: Page, text: str) -> Locator:
+    """The demo page's utterance log entries containing `text`."""
+    return page.locator("#events li").filter(has_text=text)
+
+
+def connection_log(page: Page, text: str) -> Locator:
+    """The demo page's connection log entries containing `text`."""
+    return page.locator("#connection-log li").filter(has_text=text)
 
 
 def echo_console(page: Page) -> None:

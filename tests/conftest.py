@@ -12,8 +12,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as redis
+from playwright.async_api import Browser, Page
 
 from tests import netns as netns_module
+from tests.browser import chromium, new_page
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,3 +139,17 @@ async def redis_url() -> AsyncIterator[str]:
         await client.aclose()
         process.terminate()
         await process.wait()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium, as tests/browser.py launches it."""
+    async with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A page in a fresh context of `browser`."""
+    async with new_page(browser) as page:
+        yield page

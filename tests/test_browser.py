@@ -1,10 +1,9 @@
 """The demo page in headless Chromium: what a listener sees and hears, over WebRTC on loopback."""
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
 from tests.browser import (
     CHROMIUM_ARGS,
@@ -13,33 +12,13 @@ from tests.browser import (
     client_stats,
     echo_console,
     poll,
+    speak,
     spectrum_peak,
 )
 from tests.conftest import RunningServer, StartServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 expect.set_options(timeout=10_000)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context()
-    page = await context.new_page()
-    echo_console(page)
-    page.set_default_timeout(10_000)
-    yield page
-    await context.close()
-
-
-async def speak(page: Page, text: str) -> None:
-    await page.get_by_label("Text to speak").fill(text)
-    await page.get_by_role("button", name="Speak").click()
 
 
 async def test_speak_connects_and_plays_the_tone(server: RunningServer, page: Page) -> None:
@@ -121,4 +100,10 @@ async def test_audio_the_browser_refuses_to_play_is_reported(server: RunningServ
             lambda m: m.text == "AUDIO_PLAYBACK_FAILED", timeout=10_000
         ):
             await page.goto(server.url)
-        await expect(page.get_by_role("alert")).to_contain_text("AUDIO_PLAYBACK_FAILED")
+        alert = page.get_by_role("alert")
+        await expect(alert).to_contain_text("AUDIO_PLAYBACK_FAILED")
+        await expect(alert).to_contain_text("Audio cannot play")
+        # The page offers the click the browser is waiting for, and audio comes back.
+        await page.get_by_role("button", name="Enable sound").click()
+        await expect(alert).to_be_hidden()
+        await expect(page.locator("#state-detail")).to_have_text("WebSocket audio")

@@ -10,23 +10,25 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
 import pytest
-from playwright.async_api import Browser, Locator, Page, expect
+from playwright.async_api import Page, expect
 
 from tests.browser import (
     CHROMIUM_ARGS,
     analyse_websocket_audio,
     chromium,
     client_stats,
-    echo_console,
+    connection_log,
+    new_page,
     poll,
+    speak,
     spectrum_peak,
+    utterances,
 )
 from tests.conftest import RunningServer, StartServer
 from tests.netns import Namespace
@@ -56,44 +58,6 @@ def loopback_only() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    async with new_page(browser) as page:
-        yield page
-
-
-@asynccontextmanager
-async def new_page(browser: Browser) -> AsyncIterator[Page]:
-    """A page in a fresh context, its console echoed into the test's output."""
-    context = await browser.new_context()
-    try:
-        page = await context.new_page()
-        echo_console(page)
-        page.set_default_timeout(10_000)
-        yield page
-    finally:
-        await context.close()
-
-
-async def speak(page: Page, text: str) -> None:
-    await page.get_by_label("Text to speak").fill(text)
-    await page.get_by_role("button", name="Speak").click()
-
-
-def connection_log(page: Page, text: str) -> Locator:
-    return page.locator("#connection-log li").filter(has_text=text)
-
-
-def utterances(page: Page, text: str) -> Locator:
-    return page.locator("#events li").filter(has_text=text)
 
 
 async def hears_440_hz(page: Page) -> None:

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.fake_cartesia import Behaviour, FakeCartesia, word_audio
-from voice_rtc.audio import FRAME_BYTES
+from voice_rtc.audio import FRAME_BYTES, FRAME_MS
 from voice_rtc.playout import Playout
 from voice_rtc.tts.breaker import BreakerState, CircuitBreaker
 from voice_rtc.tts.cartesia import CartesiaProvider
@@ -71,16 +71,17 @@ def resilient(
 
 
 async def spoken(tts: ResilientTTS, text: str) -> bytes:
-    """Everything the listener gets for `text`, through a real playout."""
+    """Everything the listener gets for `text`, through a real playout taken at the pacer's
+    pace: a frame each 20 ms. (Taken faster than real time, it would play audio that a retry
+    takes back before the retract could arrive.)"""
     playout = Playout(tts, lambda _e: None)
     playout.enqueue(text)
     pcm = bytearray()
     while not playout.idle:
         frame = playout.next_frame()
-        if frame is None:
-            await asyncio.sleep(0.005)
-        else:
+        if frame is not None:
             pcm += frame.pcm
+        await asyncio.sleep(FRAME_MS / 1000)
     return bytes(pcm)
 
 
