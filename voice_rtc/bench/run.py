@@ -116,7 +116,10 @@ async def run_bench(options: Options) -> Report:
         client_cpu_busiest_percent=max(client_cpu),
         client_loop_lag_p99_ms=percentile_ms(lags, 99),
         machine_cpu_percent=machine_cpu,
-        other_cpu_percent=machine_cpu * cpu_count - sum(client_cpu) - (server_percent or 0.0),
+        # Sampled a little apart, the parts can add up to more than the whole: never below 0.
+        other_cpu_percent=max(
+            0.0, machine_cpu * cpu_count - sum(client_cpu) - (server_percent or 0.0)
+        ),
         cpu_count=cpu_count,
         connect_errors=[e for worker in workers for e in worker.errors],
         server_log=str(log_path) if server_logged else None,
