@@ -60,6 +60,7 @@ async def test_every_frame_is_played_once_in_order_across_cuts_and_switches(
                 await client.switch_transport(step)
         await played_out(client, utterance)
     playback = unwrap(symbols(client.recording.pcm))
+    print(f"frames repeated at each resume or switch: {playback.repeats}")
     assert client.reconnects == 3
     assert playback.skipped == []
     assert playback.covered == set(range(600)), f"missing {set(range(600)) - playback.covered}"
