@@ -174,7 +174,12 @@ export class WebRTCAudio {
   }
 
   async #sampleLoss() {
-    const report = await this.#pc.getStats();
+    let report;
+    try {
+      report = await this.#pc.getStats();
+    } catch {
+      return; // closed meanwhile
+    }
     const inbound = [...report.values()].find(
       (stat) => stat.type === 'inbound-rtp' && stat.kind === 'audio',
     );
