@@ -61,8 +61,10 @@ async def test_every_frame_is_played_once_in_order_across_cuts_and_switches(
         await played_out(client, utterance)
     playback = unwrap(symbols(client.recording.pcm))
     print(f"frames repeated at each resume or switch: {playback.repeats}")
+    print(f"frames played where they belong but not clearly: {playback.unclear}")
     assert client.reconnects == 3
     assert playback.skipped == []
+    assert len(playback.unclear) <= 6  # a decoder starting mid-stream, at most a frame a step
     assert playback.covered == set(range(600)), f"missing {set(range(600)) - playback.covered}"
     assert max(playback.repeats, default=0) <= 10, playback.repeats  # <= 200 ms per resume
     assert len(playback.repeats) <= len(plan)
@@ -125,7 +127,7 @@ async def test_websocket_fallback_streams_paced_audio(
         await client.say("700hz 2s", tail=0.1)
         elapsed = time.monotonic() - started
     recording = client.recording
-    assert len(recording.frame_ids) == 2 * FRAMES_PER_SECOND
+    assert len(recording.frame_ids) == 2 * FRAMES_PER_SECOND + 1  # and the codec's tail
     assert recording.wire_bytes == len(recording.frame_ids) * (HEADER.size + payload_bytes)
     assert 1.9 < elapsed < 2.6  # paced in real time, not sent in a burst
     assert recording.arrivals[-1] - recording.arrivals[0] == pytest.approx(1.98, abs=0.1)
@@ -148,7 +150,8 @@ async def test_barge_in_stops_audio_within_a_frame_and_the_next_utterance_starts
     heard = list(zip(client.recording.frame_ids, client.recording.arrivals, strict=True))
     late = [1 for (_seq, utterance, _i), at in heard if utterance == long and at > cancelled_at]
     assert len(late) <= 1  # the frame already on its way, at most
-    assert [i for (_seq, utterance, i), _at in heard if utterance == following] == list(range(25))
+    following_frames = [i for (_seq, utterance, i), _at in heard if utterance == following]
+    assert following_frames == list(range(26))  # 0.5 s, then the codec's 7 ms tail
 
 
 async def test_server_detaches_a_silent_client_and_a_pinging_one_stays(
