@@ -70,8 +70,10 @@ async def test_with_dtx_a_silent_track_sends_next_to_nothing() -> None:
         track.on_tick()
         while track._due:
             sent.append(await track.recv())
-    # Speech, five silent packets to end it cleanly, then one every 400 ms.
-    assert [p.pts // 441 for p in sent] == [0, 1, 2, 3, 4, 5, 20, 40, 60, 80, 100]
+    # Speech, five silent packets to end it cleanly, then a DTX packet every 400 ms.
+    assert [p.pts // 441 for p in sent] == [0, 1, 2, 3, 4, 5, 6, 26, 46, 66, 86]
+    assert [bytes(p) for p in sent[1:6]] == [SILENT] * 5
+    assert {bytes(p) for p in sent[6:]} == {bytes([SILENT[0] & 0xFC])}  # one byte: DTX
     track.stop()
 
 

@@ -56,8 +56,8 @@ class Listener:
         if frame.codec is Codec.OPUS and self._decoder is None:
             self._decoder = FrameDecoder()
         pcm = pcm_of(frame, self._decoder)
-        if frame.seq <= self.last_seq:
-            return  # a frame played already, sent again to warm the decoder up
+        if frame.warm_up or frame.seq <= self.last_seq:
+            return  # played already: sent again to warm the decoder up, or replayed
         self.last_seq = frame.seq
         self.recording.arrivals.append(time.monotonic())
         self.recording.pcm += pcm

@@ -7,8 +7,11 @@ resampler, no audio-level loop. The packet's pts is the slot number, so its RTP 
 origin + 960 * slot exactly, and a played RTP timestamp names the frame that was played.
 
 Silence costs nothing to make: the slot's packet is a cached silent one (`silence=packet`), or,
-with `silence=dtx`, no packet at all but a silent one every 400 ms and right after speech (as
-Opus DTX does), so a silent listener costs a few packets a second.
+with `silence=dtx`, as Opus DTX does: a few silent packets right after speech (the listener's
+decoder settles on silence, and a jitter buffer that holds packets back, like aiortc's four, lets
+the last of the speech out), then nothing but a one-byte DTX packet every 400 ms. Browsers know
+a packet of two bytes or less for DTX: they play comfort silence and do not count the gaps as
+losses, so speech after a long silence starts cleanly.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ DTX_KEEPALIVE_SLOTS: Final = 20  # a packet every 400 ms while silent, as Opus D
 DTX_TRAILING_SLOTS: Final = 5  # silent packets right after speech
 MAX_DUE: Final = 8  # packets waiting for aiortc's sender; past it the track holds its frames
 _all_host_addresses = aioice.ice.get_host_addresses
+
+
+def dtx_packet(silent_packet: bytes) -> bytes:
+    """An Opus packet with no frame data: just the TOC byte of our stream, "nothing to say"."""
+    return bytes([silent_packet[0] & 0xFC])  # code 0: one frame (here of zero bytes)
 
 
 class Silence(StrEnum):
@@ -141,6 +149,7 @@ class PacketTrack(MediaStreamTrack):
         self._source = source
         self._ticker = ticker
         self._silent_packet = silent_packet
+        self._dtx_packet = dtx_packet(silent_packet)
         self._silence = silence
         self._slot = 0  # slots since the track joined the clock
         self._silent_slots = 0  # since the last speech frame
@@ -185,9 +194,12 @@ class PacketTrack(MediaStreamTrack):
             metrics.COUNTERS.frames["webrtc", "speech"] += 1
         else:
             self._silent_slots += 1
-            if self._silence is Silence.DTX and not self._keepalive_due():
-                return
             payload = self._silent_packet
+            if self._silence is Silence.DTX and self._silent_slots > DTX_TRAILING_SLOTS:
+                since_speech = self._silent_slots - DTX_TRAILING_SLOTS - 1
+                if since_speech % DTX_KEEPALIVE_SLOTS:
+                    return
+                payload = self._dtx_packet  # at once, then every 400 ms
             metrics.COUNTERS.frames["webrtc", "silence"] += 1
         metrics.COUNTERS.bytes["webrtc"] += len(payload)
         packet = av.Packet(payload)
@@ -197,14 +209,6 @@ class PacketTrack(MediaStreamTrack):
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
         self.on_frame(frame)
-
-    def _keepalive_due(self) -> bool:
-        # The first silent slots end speech cleanly: the listener's decoder settles on silence,
-        # not on extrapolated speech, and a jitter buffer that holds a few packets back (aiortc's
-        # holds four) lets the last of the speech out. Then one packet every 400 ms.
-        return self._silent_slots <= DTX_TRAILING_SLOTS or (
-            self._silent_slots % DTX_KEEPALIVE_SLOTS == 0
-        )
 
     def stop(self) -> None:
         super().stop()

@@ -6,7 +6,7 @@ loss). Each speech frame is one binary message, a 14-byte header then the payloa
     offset  size  field
     0       1     format version (1)
     1       1     codec: 0 = pcm_s16le (882 bytes), 1 = mu-law (441 bytes), 2 = opus (one
-                  20 ms packet, mono; decode at 48 kHz)
+                  20 ms packet, mono; decode at 48 kHz); bit 7 set (0x80): a warm-up frame
     2       4     seq: session-wide frame number (what the listener reports as played)
     6       4     utterance id
     10      4     frame index within the utterance
@@ -17,8 +17,9 @@ listener cannot hold up the tick: a listener whose socket is backed up is skippe
 waits, nothing is lost) until it drains. Silence is not sent: the listener's jitter buffer
 plays it. Opus is the frame as it was encoded; pcm_s16le and mu-law are decoded from it.
 
-After a resume, an Opus stream starts with up to two frames the listener played already (their
-seq says so): decode them, to warm the decoder up, but do not play them again.
+After a resume, an Opus stream starts with up to two warm-up frames (bit 7 of the codec byte):
+frames the listener played already, sent again so that a new decoder starts in step with the
+stream. Decode them; do not play them.
 """
 
 import asyncio
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION: Final = 1
 HEADER: Final = struct.Struct("!BBIII")
+WARM_UP: Final = 0x80  # in the codec byte: decode this frame, do not play it
 MAX_BACKLOG_BYTES: Final = 32 * 1024  # unsent on a listener's socket: past it, its audio waits
 
 
@@ -71,6 +73,7 @@ class AudioMessage:
     index: int
     codec: Codec
     payload: bytes  # as sent: pcm_s16le, mu-law or an Opus packet
+    warm_up: bool = False  # played already: for the decoder only
 
 
 class Sink:
@@ -109,14 +112,21 @@ _SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Str
 
 
 def pack(frame: Frame, codec: Codec, payload: bytes) -> bytes:
-    return HEADER.pack(FORMAT_VERSION, codec, frame.seq, frame.utterance_id, frame.index) + payload
+    codec_byte = codec | (WARM_UP if frame.preroll else 0)
+    return (
+        HEADER.pack(FORMAT_VERSION, codec_byte, frame.seq, frame.utterance_id, frame.index)
+        + payload
+    )
 
 
 def unpack(data: bytes) -> AudioMessage:
     version, codec, seq, utterance_id, index = HEADER.unpack_from(data)
     if version != FORMAT_VERSION:
         raise ValueError(f"audio message format {version}, expected {FORMAT_VERSION}")
-    return AudioMessage(seq, utterance_id, index, Codec(codec), data[HEADER.size :])
+    warm_up = bool(codec & WARM_UP)
+    return AudioMessage(
+        seq, utterance_id, index, Codec(codec & ~WARM_UP), data[HEADER.size :], warm_up
+    )
 
 
 def pcm_of(message: AudioMessage, decoder: FrameDecoder | None = None) -> bytes:
