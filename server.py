@@ -26,6 +26,7 @@ from voice_rtc.limits import Limits
 from voice_rtc.logs import AccessLogger, setup_logging
 from voice_rtc.media import Media
 from voice_rtc.session import SessionRegistry
+from voice_rtc.sockets import ConnectionGuard, connection_limit, raise_descriptor_limit
 from voice_rtc.telemetry import telemetry_routes
 from voice_rtc.transports.webrtc import use_host_addresses
 from voice_rtc.tts import create_provider
@@ -36,6 +37,8 @@ SESSIONS = web.AppKey("sessions", SessionRegistry)
 ENDPOINT = web.AppKey("endpoint", SignalingEndpoint)
 log = logging.getLogger("voice_rtc.server")
 DEV_USER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+KEEPALIVE_S = 15.0  # an idle HTTP keep-alive connection is closed after this
+BACKLOG = 128  # asyncio accepts up to this many in one turn of the loop
 
 
 def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Application:
@@ -85,7 +88,7 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         await limits.close()
 
     app.add_routes(health_routes(sessions, tts, limits))
-    app.add_routes(telemetry_routes(auth, limits))
+    app.add_routes(telemetry_routes(auth, limits, settings.http_timeout_s))
     if auth.dev_mode:
         app.add_routes(dev_token_routes(auth))
     app.add_routes(
@@ -121,12 +124,19 @@ def dev_token_routes(auth: Authenticator) -> list[web.RouteDef]:
 
 
 async def serve(settings: Settings) -> None:
+    descriptors = raise_descriptor_limit()
     app = build_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log_class=AccessLogger, keepalive_timeout=KEEPALIVE_S
+    )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    host, port = runner.addresses[0][:2]
+    assert runner.server is not None
+    max_connections = connection_limit(settings.max_connections, descriptors)
+    guard = ConnectionGuard(runner.server, max_connections, settings.http_timeout_s)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(guard, settings.host, settings.port, backlog=BACKLOG)
+    host, port = listener.sockets[0].getsockname()[:2]
+    log.info("listening", extra={"max_connections": max_connections, "descriptors": descriptors})
     print(f"voice-rtc is serving the demo at http://{host}:{port}/", flush=True)
 
     # The first SIGTERM (or Ctrl-C) drains; a second one stops at once.
@@ -142,6 +152,7 @@ async def serve(settings: Settings) -> None:
         await stop.wait()
         await drain(app, settings.drain_timeout_s, hurry)
     finally:
+        listener.close()
         await runner.cleanup()  # closes the sockets (1001), then the sessions and the voice
 
 

@@ -7,7 +7,7 @@ session until it closes; the session then waits out its grace period for the cli
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -17,12 +17,14 @@ from voice_rtc.auth import Authenticator, AuthError
 from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body
 from voice_rtc.limits import Limits, RateLimited
+from voice_rtc.logs import LogThrottle, failure_fields
 from voice_rtc.media import Media
 from voice_rtc.playout import (
     EndReason,
     PlayoutFull,
     UtteranceEnded,
 )
+from voice_rtc.ratelimit import TokenBucket
 from voice_rtc.session import (
     Draining,
     PlayedPosition,
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 
 CLOSE_REPLACED = 4001  # the session was resumed on another connection: do not reconnect
 CLOSE_HEARTBEAT_TIMEOUT = 4002  # the client went silent: reconnect if you are still there
+CLOSE_POLICY_VIOLATION = 1008  # too many messages, or no hello in time
+BEFORE_HELLO_BUDGET = (5.0, 10)  # messages a second, and at once, before a valid hello
 
 
 class Connection:
@@ -70,6 +74,7 @@ class Connection:
         auth: Authenticator,
         limits: Limits,
         ip: str,
+        on_hello: Callable[[], None] = lambda: None,
     ) -> None:
         self._ws = ws
         self._transport = transport
@@ -84,12 +89,22 @@ class Connection:
         self._last_heard = time.monotonic()
         self._tasks: set[asyncio.Task[object]] = set()
         self._user_id = "anonymous"  # who the token says this is (authentication sets it)
+        self._on_hello = on_hello
+        # Every message spends from this before it is even parsed: no client, with a session
+        # or without, takes more than its share of the event loop. Before hello a client has
+        # next to nothing to say (hello, a ping), so its budget is smaller until then.
+        self._budget = TokenBucket(*BEFORE_HELLO_BUDGET)
+        self._log = LogThrottle(log)  # what this client's input makes us log, bounded
 
     async def run(self) -> None:
         self._spawn(self._watch_heartbeat(), "heartbeat-watchdog")
+        self._spawn(self._watch_hello(), "hello-watchdog")
         try:
             async for msg in self._ws:
                 self._last_heard = time.monotonic()
+                if not self._budget.take():
+                    await self._refuse_flood()
+                    break
                 if msg.type == WSMsgType.TEXT:
                     await self._receive(msg.data)
                 elif msg.type == WSMsgType.BINARY:
@@ -97,9 +112,28 @@ class Connection:
                         ErrorCode.INVALID_FIELD, "binary messages are not accepted"
                     )
                 elif msg.type == WSMsgType.ERROR:
-                    log.info("socket_error", extra={"error": str(self._ws.exception())})
+                    self._log.info("socket_error", error=type(self._ws.exception()).__name__)
+                # A backlog of queued messages is read without the loop ever waiting: yield
+                # after each, so the clock and every other connection get their turn.
+                await asyncio.sleep(0)
         finally:
+            self._log.flush()
             await self._close()
+
+    async def _refuse_flood(self) -> None:
+        """Over its message budget: the client is told once, then the socket is closed."""
+        detail = "too many messages; this connection is closed"
+        await self._send_error(ErrorCode.RATE_LIMIT_EXCEEDED, detail, extra={"retry_after_s": 1.0})
+        log.warning("message_budget_exceeded", extra={"session_id": self._session_id})
+        await self._ws.close(code=CLOSE_POLICY_VIOLATION, message=b"message rate exceeded")
+
+    async def _watch_hello(self) -> None:
+        """A socket that says no valid hello in time costs a descriptor and nothing else."""
+        await asyncio.sleep(self._settings.hello_timeout_s)
+        if self._session is None:
+            detail = f"no hello within {self._settings.hello_timeout_s:g} s"
+            await self._send_error(ErrorCode.HELLO_REQUIRED, detail)
+            await self._ws.close(code=CLOSE_POLICY_VIOLATION, message=b"no hello")
 
     async def send(self, body: dict[str, Any]) -> None:
         await self._send(body)
@@ -129,8 +163,12 @@ class Connection:
         except RateLimited as exc:
             retry_after = {"retry_after_s": round(exc.retry_after_s, 1)}
             await self._send_error(ErrorCode.RATE_LIMIT_EXCEEDED, str(exc), request_id, retry_after)
-        except Exception:
-            log.exception("message_failed", extra={"session_id": self._session_id})
+        except Exception as exc:
+            # A bug, not bad input. Logged without the exception's message: it may quote what
+            # the client sent.
+            log.error(
+                "message_failed", extra={"session_id": self._session_id, **failure_fields(exc)}
+            )
             await self._send_error(ErrorCode.INTERNAL_ERROR, request_id=request_id)
 
     async def _dispatch(self, msg: ClientMessage) -> None:
@@ -197,6 +235,11 @@ class Connection:
         if isinstance(previous, Connection):
             await previous.replaced()
         self._session = session
+        self._on_hello()
+        settings = self._settings
+        self._budget = TokenBucket(
+            settings.connection_messages_per_second, settings.connection_message_burst
+        )
         self._spawn(self._forward_events(session, msg.last_event), "events")
         if msg.resume is not None:
             log.info("session_resumed", extra={"session_id": session.id})
@@ -257,7 +300,8 @@ class Connection:
         if len(msg.text) > limit:
             detail = f"{len(msg.text)} characters; the limit is {limit}"
             raise ProtocolError(ErrorCode.TEXT_TOO_LONG, detail)
-        await self._limits.speak(session.user_id, len(msg.text), msg.utterance_id is None)
+        # A piece of text costs a character at least: empty pieces are not free.
+        await self._limits.speak(session.user_id, max(1, len(msg.text)), msg.utterance_id is None)
         try:
             if msg.utterance_id is not None:
                 session.playout.append(msg.utterance_id, msg.text, msg.final)
@@ -307,9 +351,8 @@ class Connection:
         extra: dict[str, Any] | None = None,
     ) -> None:
         metrics.ERRORS.labels(code.value, "server").inc()
-        log.info(
-            "client_error",
-            extra={"session_id": self._session_id, "code": code.value, "detail": detail},
+        self._log.info(
+            "client_error", code.value, session_id=self._session_id, code=code.value, detail=detail
         )
         body = message("error", **error_body(code, detail), **(extra or {}))
         await self._send(body if request_id is None else {**body, "id": request_id})

@@ -1,9 +1,17 @@
 """The `/ws` endpoint: it checks where an upgrade comes from, then gives each WebSocket a
 `Connection` carrying the signaling protocol; it also tells them all when the server drains.
+
+New sockets are budgeted per address, and those that have not said hello yet are capped per
+address: an upgrade over either is refused before it becomes a WebSocket (HTTP 429, cheap), so
+opening sockets by the thousand, or reconnecting in a loop, costs an attacker more than it
+costs the server.
 """
 
 import asyncio
 import logging
+import math
+from collections import Counter
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -13,7 +21,9 @@ from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body
 from voice_rtc.http_security import client_ip, origin_allowed
 from voice_rtc.limits import Limits
+from voice_rtc.logs import LogThrottle
 from voice_rtc.media import Media
+from voice_rtc.ratelimit import TokenBucket
 from voice_rtc.session import SessionRegistry
 
 from .connection import Connection
@@ -21,6 +31,8 @@ from .messages import message
 
 log = logging.getLogger(__name__)
 
+MAX_TRACKED_ADDRESSES = 100_000
+SOCKET_BURST_S = 5  # an address may open this many seconds' worth of sockets at once
 # aiohttp closes the socket (1009) past its own cap; below it we answer MESSAGE_TOO_LARGE and
 # keep the connection, so the cap sits well above our limit.
 _HARD_CAP_FACTOR = 4
@@ -41,6 +53,9 @@ class SignalingEndpoint:
         self._auth = auth
         self._limits = limits
         self._connections: set[Connection] = set()
+        self._pending: Counter[str] = Counter()  # sockets per address that said no hello yet
+        self._new_sockets: dict[str, TokenBucket] = {}  # per address
+        self._log = LogThrottle(log)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
@@ -52,6 +67,49 @@ class SignalingEndpoint:
                 {"type": "error", **error_body(ErrorCode.ORIGIN_NOT_ALLOWED, origin[:200])},
                 status=403,
             )
+        ip = client_ip(request, self._settings.trust_x_forwarded_for)
+        if not self._socket_budget(ip).take():
+            rate = self._settings.sockets_per_second_per_ip
+            return self._refuse("socket_rate_refused", f"over {rate:g} new sockets a second", 1.0)
+        if self._pending[ip] >= self._settings.max_pending_per_ip:
+            detail = f"{self._pending[ip]} sockets from this address have not said hello"
+            return self._refuse("pending_sockets_refused", detail, self._settings.hello_timeout_s)
+        self._pending[ip] += 1
+        pending = True
+
+        def said_hello() -> None:
+            nonlocal pending
+            if pending:
+                pending = False
+                self._pending[ip] -= 1
+                if not self._pending[ip]:
+                    del self._pending[ip]
+
+        try:
+            return await self._serve(request, ip, said_hello)
+        finally:
+            said_hello()  # or closed without one
+
+    def _refuse(self, event: str, detail: str, retry_after_s: float) -> web.Response:
+        metrics.ERRORS.labels(ErrorCode.RATE_LIMIT_EXCEEDED.value, "server").inc()
+        self._log.info(event, detail=detail)
+        body = {"type": "error", **error_body(ErrorCode.RATE_LIMIT_EXCEEDED, detail)}
+        response = web.json_response({**body, "retry_after_s": retry_after_s}, status=429)
+        response.headers["Retry-After"] = str(math.ceil(retry_after_s))
+        return response
+
+    def _socket_budget(self, ip: str) -> TokenBucket:
+        budget = self._new_sockets.get(ip)
+        if budget is None:
+            if len(self._new_sockets) >= MAX_TRACKED_ADDRESSES:
+                self._new_sockets.clear()  # rare: it only forgets who was flooding lately
+            rate = self._settings.sockets_per_second_per_ip
+            budget = self._new_sockets[ip] = TokenBucket(rate, rate * SOCKET_BURST_S)
+        return budget
+
+    async def _serve(
+        self, request: web.Request, ip: str, said_hello: Callable[[], None]
+    ) -> web.StreamResponse:
         # No per-message compression: JSON this small gains little, and audio frames are written
         # straight to the transport (see transports/websocket.py).
         ws = web.WebSocketResponse(
@@ -61,7 +119,6 @@ class SignalingEndpoint:
         transport = request.transport
         if transport is None:  # the client went away during the upgrade
             return ws
-        ip = client_ip(request, self._settings.trust_x_forwarded_for)
         connection = Connection(
             ws,
             transport,
@@ -71,6 +128,7 @@ class SignalingEndpoint:
             self._auth,
             self._limits,
             ip,
+            on_hello=said_hello,
         )
         self._connections.add(connection)
         try:

@@ -1,12 +1,14 @@
 """The signaling protocol: every message a client may send, validated, and those the server sends.
 
 JSON text messages, each an object with a `type`. Unknown fields are ignored (newer clients may
-send more); anything else malformed becomes a `ProtocolError` with a stable code.
+send more); anything else malformed becomes a `ProtocolError` with a stable code. The parser
+(pydantic's, in Rust) bounds nesting depth itself; numbers must be finite (NaN and Infinity
+are not JSON, and an echo of one would not parse in a browser).
 """
 
-import json
 from typing import Annotated, Any, Literal
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
@@ -23,7 +25,7 @@ RequestId = str | int
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     # Any message may carry an id; the reply (or error) it causes echoes it, so a client can
     # match replies to requests without relying on their order.
@@ -123,9 +125,10 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
 
 
 def _request_id(raw: str | bytes) -> RequestId | None:
-    """The id of a message that failed validation, if it has a usable one."""
+    """The id of a message that failed validation, if it has a usable one. Never raises: the
+    parser refuses deep nesting with a ValueError, not a RecursionError."""
     try:
-        body = json.loads(raw)
+        body = pydantic_core.from_json(raw)
     except ValueError:
         return None
     value = body.get("id") if isinstance(body, dict) else None

@@ -63,6 +63,7 @@ async def start_server(tmp_path: Path) -> AsyncIterator[StartServer]:
         args = [*(wrap or []), sys.executable, str(REPO / "server.py"), "--host", "127.0.0.1"]
         args += ["--port", "0"]
         settings.setdefault("tts", "tone")
+        settings.setdefault("state_dir", tmp_path / "state")  # the dev-mode secret, per test
         for name, value in settings.items():
             args += ["--" + name.replace("_", "-"), str(value)]
         log_path = tmp_path / f"server-{len(servers)}.log"

@@ -6,10 +6,13 @@ algorithm is pinned (no `none`, no switching HS256/RS256 on the token's say), an
 cannot carry headers, and query strings end up in logs); HTTP APIs take `Authorization: Bearer`.
 
 Dev mode: with no key configured and the server on loopback only, the server makes up a secret
-at start and hands short-lived tokens to the demo page (GET /api/dev-token), so the demo and the
-tests work with no setup; beyond loopback, the settings refuse to start without a key.
+(once: it keeps it in its state directory, so a restart does not sign everyone out, and every
+worker process shares it) and hands short-lived tokens to the demo page (GET /api/dev-token), so
+the demo and the tests work with no setup; beyond loopback, the settings refuse to start without
+a key.
 """
 
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -25,6 +28,29 @@ LEEWAY_S = 5  # clock skew tolerated between the token's issuer and us
 
 class AuthError(Exception):
     """The token is missing or not acceptable; the message says why (for a developer)."""
+
+
+DEFAULT_STATE_DIR = "~/.local/state/voice-rtc"
+DEV_SECRET_FILE = "dev-jwt-secret"
+
+
+def dev_secret(state_dir: Path) -> str:
+    """The dev-mode signing secret in `state_dir`, made (readable by this user only) if there is
+    none yet. Two processes starting at once agree on one: the file is created exclusively."""
+    path = state_dir / DEV_SECRET_FILE
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may be writing it this very moment
+            if secret := path.read_text().strip():
+                return secret
+            time.sleep(0.01)
+        raise AuthError(f"{path} is empty") from None
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret)
+    return secret
 
 
 @dataclass(frozen=True)
@@ -50,7 +76,8 @@ class Authenticator:
         if settings.jwt_secret:
             return cls(settings.jwt_secret, "HS256", settings.jwt_audience, settings.jwt_issuer)
         # Settings validation allows no key only on loopback: dev mode.
-        return cls(secrets.token_urlsafe(32), "HS256", settings.jwt_audience, dev_mode=True)
+        secret = dev_secret(Path(settings.state_dir or DEFAULT_STATE_DIR).expanduser())
+        return cls(secret, "HS256", settings.jwt_audience, dev_mode=True)
 
     def verify(self, token: str | None) -> Identity:
         if not token:

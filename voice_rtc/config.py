@@ -79,6 +79,14 @@ class Settings:
     session_grace_s: float = 30.0
     resume_window_ms: int = 3000
     position_interval_ms: int = 250
+    hello_timeout_s: float = 5.0
+    max_pending_per_ip: int = 32
+    sockets_per_second_per_ip: float = 20.0
+    connection_messages_per_second: float = 50.0
+    connection_message_burst: int = 100
+    http_timeout_s: float = 10.0
+    max_connections: int = 0
+    state_dir: str = ""
     heartbeat_interval_s: float = 10.0
     heartbeat_timeout_s: float = 5.0
     reconnect_max_attempts: int = 10
@@ -165,6 +173,18 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
+        for name in (
+            "hello_timeout_s",
+            "connection_messages_per_second",
+            "http_timeout_s",
+            "sockets_per_second_per_ip",
+        ):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if self.max_pending_per_ip < 1 or self.connection_message_burst < 1:
+            problems.append("max_pending_per_ip and connection_message_burst must be at least 1")
+        if self.max_connections < 0:
+            problems.append("max_connections must be 0 (from the descriptor limit) or more")
         if not 6000 <= self.opus_bitrate <= 128000:
             problems.append("opus_bitrate must be in 6000-128000 (bits per second)")
         if not 0 <= self.opus_complexity <= 10:
@@ -271,6 +291,17 @@ HELP = {
     "session_grace_s": "how long a session waits for its listener to come back",
     "resume_window_ms": "audio sent but not acknowledged as played, kept to replay on resume",
     "position_interval_ms": "how often clients report their playback position",
+    "hello_timeout_s": "a socket that has not said a valid hello by then is closed",
+    "max_pending_per_ip": "sockets one address may hold open before their hello",
+    "sockets_per_second_per_ip": "new WebSockets one address may open per second (5 s of them "
+    "at once)",
+    "connection_messages_per_second": "messages a connection may send per second after hello, "
+    "sustained (before it: 5, and 10 at once)...",
+    "connection_message_burst": "...and in a burst; beyond, it is told once and closed (1008)",
+    "http_timeout_s": "HTTP request headers and bodies must arrive within this",
+    "max_connections": "open connections at most (0: a third of the file descriptor limit)",
+    "state_dir": "where a dev-mode server keeps its token secret across restarts "
+    "(default ~/.local/state/voice-rtc)",
     "heartbeat_interval_s": "how often clients ping",
     "heartbeat_timeout_s": "a client silent for two intervals plus this is dead",
     "reconnect_max_attempts": "reconnection attempts a client makes before giving up",

@@ -145,16 +145,19 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
 }
 
 
+_ROWS: dict[ErrorCode, dict[str, Any]] = {code: asdict(info) for code, info in ERRORS.items()}
+
+
 def error_body(code: ErrorCode, detail: str = "") -> dict[str, Any]:
     """The JSON an error is sent as: its code, its table row, and what went wrong this time."""
-    body: dict[str, Any] = {"code": code.value, **asdict(ERRORS[code])}
+    body: dict[str, Any] = {"code": code.value, **_ROWS[code]}
     if detail:
         body["detail"] = detail
     return body
 
 
 def error_table() -> dict[str, dict[str, Any]]:
-    return {code.value: asdict(info) for code, info in ERRORS.items()}
+    return {code.value: dict(row) for code, row in _ROWS.items()}
 
 
 _CODES_BY_PYDANTIC_TYPE = {

@@ -7,6 +7,9 @@ Call sites log an event name as the message and fields through `extra`:
 import json
 import logging
 import sys
+import time
+import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,17 +49,74 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+def failure_fields(exc: BaseException) -> dict[str, str]:
+    """An unexpected exception as log fields: its type and where it was raised, and not its
+    message, which may quote what a client sent (a token, a transcript)."""
+    return {
+        "error_type": type(exc).__name__,
+        "stack": "".join(traceback.format_tb(exc.__traceback__)),
+    }
+
+
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp's access log as structured events, one per request."""
+    """aiohttp's access log as structured events, one per request. Refused requests (4xx, 5xx)
+    are throttled per status: a flood of them writes a few lines and a count."""
+
+    def __init__(self, logger: logging.Logger, log_format: str) -> None:
+        super().__init__(logger, log_format)
+        self._refused = LogThrottle(logger)
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        self.logger.info(
-            "http_request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "status": response.status,
-                "duration_ms": round(time * 1000, 1),
-                "remote": request.remote,
-            },
-        )
+        fields = {
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "duration_ms": round(time * 1000, 1),
+            "remote": request.remote,
+        }
+        if response.status >= 400:
+            self._refused.info("http_request", str(response.status), **fields)
+        else:
+            self.logger.info("http_request", extra=fields)
+
+
+class LogThrottle:
+    """For log lines a client can cause at will (one per bad message, per refused socket):
+    each kind is written the first `first` times, then only counted, and the count written as
+    one `<event>_repeated` line at most every `period_s` (and by `flush`). A flood of input then
+    costs the log a few lines, not one per message."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        first: int = 5,
+        period_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._logger = logger
+        self._first = first
+        self._period_s = period_s
+        self._clock = clock
+        self._seen: dict[str, int] = {}
+        self._unwritten: dict[str, int] = {}
+        self._last_summary = clock()
+        self.context: dict[str, Any] = {}  # fields every line carries (a session id)
+
+    def info(self, event: str, kind: str = "", **fields: Any) -> None:
+        key = f"{event}:{kind}"
+        seen = self._seen[key] = self._seen.get(key, 0) + 1
+        if seen <= self._first:
+            self._logger.info(event, extra={**self.context, **fields})
+            return
+        self._unwritten[key] = self._unwritten.get(key, 0) + 1
+        if self._clock() - self._last_summary >= self._period_s:
+            self.flush()
+
+    def flush(self) -> None:
+        for key, times in self._unwritten.items():
+            event, _, kind = key.partition(":")
+            self._logger.info(
+                f"{event}_repeated", extra={**self.context, "kind": kind, "times": times}
+            )
+        self._unwritten.clear()
+        self._last_summary = self._clock()

@@ -132,6 +132,11 @@ class Playout:
     def idle(self) -> bool:
         return not self._queue and not self._replay
 
+    @property
+    def speaking(self) -> bool:
+        """Is there speech to play, now or soon (not merely an utterance waiting for text)?"""
+        return bool(self._replay) or any(u.has_speech for u in self._queue)
+
     def enqueue(self, text: str, final: bool = True) -> int:
         """Queue `text` to be spoken; returns its utterance id. Unless `final`, more text may
         follow with `append` (an agent streaming an LLM's tokens)."""
@@ -284,17 +289,21 @@ class Playout:
         async for sentence in utterance.sentences():
             if first_request is None:
                 first_request = time.monotonic()
-            async for item in self._tts.synthesize(sentence):
-                if isinstance(item, Retract):
-                    self._retract(utterance, encoding, item.byte_count)
-                    continue
-                if not heard_first_audio:
-                    heard_first_audio = True
-                    metrics.TTS_FIRST_AUDIO.labels(self._tts.name).observe(
-                        time.monotonic() - first_request
-                    )
-                await self._encode(utterance, encoding, list(encoding.reframer.push(item)))
-                await self._wait_for_room()
+            utterance.in_synthesis = True
+            try:
+                async for item in self._tts.synthesize(sentence):
+                    if isinstance(item, Retract):
+                        self._retract(utterance, encoding, item.byte_count)
+                        continue
+                    if not heard_first_audio:
+                        heard_first_audio = True
+                        metrics.TTS_FIRST_AUDIO.labels(self._tts.name).observe(
+                            time.monotonic() - first_request
+                        )
+                    await self._encode(utterance, encoding, list(encoding.reframer.push(item)))
+                    await self._wait_for_room()
+            finally:
+                utterance.in_synthesis = False
 
     async def _encode(self, utterance: Utterance, encoding: _Encoding, frames: list[bytes]) -> None:
         """Encode in batches, each playable as soon as it is done."""

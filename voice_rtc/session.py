@@ -221,7 +221,7 @@ class SessionRegistry:
 
     def speaking(self) -> int:
         """Sessions with a listener attached and speech still to play."""
-        return sum(1 for s in self._sessions.values() if s.audio and not s.playout.idle)
+        return sum(1 for s in self._sessions.values() if s.audio and s.playout.speaking)
 
     async def wait_until_quiet(self, timeout_s: float) -> bool:
         """Wait for speech in progress to finish, `timeout_s` at most; True if it did."""

@@ -5,6 +5,7 @@ reconnections feed the metrics and the logs, so operators see what listeners hea
 validated and size-limited like any other input: a bad one is refused whole, with a code.
 """
 
+import asyncio
 import json
 import logging
 import math
@@ -81,14 +82,32 @@ def _refuse(status: int, code: ErrorCode, detail: str) -> web.Response:
     return web.json_response({"type": "error", **error_body(code, detail)}, status=status)
 
 
-async def receive(request: web.Request, auth: Authenticator, limits: Limits) -> web.Response:
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however many pieces it comes in, up to `limit` + 1 bytes (so that a
+    caller can tell "too large" from "just fits")."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
+
+
+async def receive(
+    request: web.Request, auth: Authenticator, limits: Limits, body_timeout_s: float
+) -> web.Response:
     try:
         identity = auth.verify(bearer_token(request.headers.get("Authorization")))
     except AuthError as exc:
         return _refuse(401, ErrorCode.AUTHENTICATION_FAILED, str(exc))
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return _refuse(413, ErrorCode.MESSAGE_TOO_LARGE, f"the limit is {MAX_BODY_BYTES} bytes")
-    body = await request.content.read(MAX_BODY_BYTES + 1)
+    try:
+        async with asyncio.timeout(body_timeout_s):
+            body = await read_body(request, MAX_BODY_BYTES)
+    except TimeoutError:
+        return _refuse(408, ErrorCode.INVALID_FIELD, f"the body took over {body_timeout_s:g} s")
     if len(body) > MAX_BODY_BYTES:
         return _refuse(413, ErrorCode.MESSAGE_TOO_LARGE, f"the limit is {MAX_BODY_BYTES} bytes")
     try:
@@ -119,8 +138,10 @@ def _record(event: Event, session_id: str | None) -> None:
     log.info("client_event", extra={"session_id": session_id, "client_event": fields})
 
 
-def telemetry_routes(auth: Authenticator, limits: Limits) -> list[web.RouteDef]:
+def telemetry_routes(
+    auth: Authenticator, limits: Limits, body_timeout_s: float
+) -> list[web.RouteDef]:
     async def handle(request: web.Request) -> web.Response:
-        return await receive(request, auth, limits)
+        return await receive(request, auth, limits, body_timeout_s)
 
     return [web.post("/api/analytics", handle)]

@@ -33,11 +33,18 @@ class Utterance:
     synthesized: bool = False  # synthesis finished (or failed)
     failed: bool = False
     played: int = 0
+    in_synthesis: bool = False  # a sentence of it is with the provider now
     _pending: str = ""  # received, not yet handed to synthesis
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._pending = self.text
+
+    @property
+    def has_speech(self) -> bool:
+        """Anything left to say: frames to play, a sentence being made, text waiting for it.
+        (An open utterance no text has come for yet has none.)"""
+        return bool(self.frames) or self.in_synthesis or bool(self._pending.strip())
 
     def add_text(self, text: str, final: bool) -> None:
         if self.final:

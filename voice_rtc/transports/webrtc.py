@@ -271,6 +271,12 @@ def _check_offer(sdp: str, max_bytes: int) -> None:
     )
     if not receives_audio:
         raise InvalidOffer("the offer has no audio section that receives audio")
+    for media in description.media:
+        # Without these, aiortc would answer and then fail in a task of its own, later.
+        if media.dtls is None or not media.dtls.fingerprints:
+            raise InvalidOffer(f"the {media.kind} section has no DTLS fingerprint")
+        if media.ice is None or not (media.ice.usernameFragment and media.ice.password):
+            raise InvalidOffer(f"the {media.kind} section has no ICE credentials")
 
 
 @dataclass(frozen=True)
@@ -308,14 +314,17 @@ class WebRTCPeer:
             await self._pc.setRemoteDescription(offer)
         except Exception as exc:
             raise InvalidOffer(f"the offer was refused: {exc}") from None
-        sender = self._pc.addTrack(self.track)
-        self.track.bind(sender)
-        for transceiver in self._pc.getTransceivers():
-            if transceiver.sender is sender:
-                # We only speak: a listener's microphone is refused in the answer, so its audio
-                # is never sent, let alone decoded.
-                transceiver.direction = "sendonly"
-        await self._pc.setLocalDescription(await self._pc.createAnswer())
+        try:
+            sender = self._pc.addTrack(self.track)
+            self.track.bind(sender)
+            for transceiver in self._pc.getTransceivers():
+                if transceiver.sender is sender:
+                    # We only speak: a listener's microphone is refused in the answer, so its
+                    # audio is never sent, let alone decoded.
+                    transceiver.direction = "sendonly"
+            await self._pc.setLocalDescription(await self._pc.createAnswer())
+        except Exception as exc:  # aiortc finds more wrong with some offers only here
+            raise InvalidOffer(f"no answer to this offer: {type(exc).__name__}") from None
         return with_opus_parameters(str(self._pc.localDescription.sdp))
 
     def start(self) -> None:

@@ -1,0 +1,119 @@
+"""Hostile clients for tests/test_floods.py, each at full speed from its own process (so that the
+test's own event loop, which times the honest listener, is not the one they starve):
+
+    python -m tests.attacker KIND URL SECONDS   -> prints how many messages it sent
+"""
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+ATTACKER_ADDRESS = "127.0.0.2"
+
+
+async def dev_token(http: aiohttp.ClientSession, url: str, user: str) -> str:
+    async with http.get(url + "api/dev-token", params={"user": user}) as response:
+        return str((await response.json())["token"])
+
+
+async def hello(ws: aiohttp.ClientWebSocketResponse, token: str) -> None:
+    await ws.send_json({"type": "hello", "version": 1, "token": token})
+    reply = await ws.receive_json()
+    assert reply["type"] == "welcome", reply
+
+
+async def blast(
+    url: str,
+    http: aiohttp.ClientSession,
+    seconds: float,
+    message: Callable[[int], str],
+    say_hello: bool,
+) -> int:
+    """Send `message(n)` as fast as the socket takes it; the moment the server closes the
+    socket (or refuses one), open another. Returns how many messages the server read before
+    each close: those it answered."""
+    answered = 0
+    deadline = time.monotonic() + seconds
+    token = await dev_token(http, url, "attacker")
+    while time.monotonic() < deadline:
+        try:
+            async with http.ws_connect(url.replace("http://", "ws://") + "ws") as ws:
+                if say_hello:
+                    await hello(ws, token)
+                replies = asyncio.ensure_future(count_replies(ws))
+                sent = 0
+                while time.monotonic() < deadline and not replies.done():
+                    for _ in range(100):
+                        await ws.send_str(message(sent))
+                        sent += 1
+                    await asyncio.sleep(0)
+                replies.cancel()
+                answered += replies.result() if replies.done() and not replies.cancelled() else 0
+        except (aiohttp.ClientError, ConnectionError, AssertionError):
+            await asyncio.sleep(0)  # refused: straight back
+    return answered
+
+
+async def count_replies(ws: aiohttp.ClientWebSocketResponse) -> int:
+    """Read (and count) what the server says until it closes the socket."""
+    count = 0
+    async for _message in ws:
+        count += 1
+    return count
+
+
+async def x_without_hello(url: str, http: aiohttp.ClientSession, s: float) -> int:
+    return await blast(url, http, s, lambda _n: "x", say_hello=False)
+
+
+async def speak_flood(url: str, http: aiohttp.ClientSession, s: float) -> int:
+    return await blast(
+        url, http, s, lambda n: json.dumps({"type": "speak", "text": f"{n}"}), say_hello=True
+    )
+
+
+async def one_char_pieces(url: str, http: aiohttp.ClientSession, s: float) -> int:
+    def piece(n: int) -> str:
+        if n % 1000 == 0:  # (re)open an utterance now and then; pieces go to utterance 1...
+            return json.dumps({"type": "speak", "text": "a", "final": False})
+        return json.dumps({"type": "speak", "text": "a", "utterance_id": 1, "final": False})
+
+    return await blast(url, http, s, piece, say_hello=True)
+
+
+async def ping_flood(url: str, http: aiohttp.ClientSession, s: float) -> int:
+    return await blast(url, http, s, lambda n: f'{{"type": "ping", "ts": {n}}}', False)
+
+
+async def empty_appends(url: str, http: aiohttp.ClientSession, s: float) -> int:
+    def piece(n: int) -> str:
+        if n % 1000 == 0:
+            return json.dumps({"type": "speak", "text": "", "final": False})
+        return json.dumps({"type": "speak", "text": "", "utterance_id": 1, "final": False})
+
+    return await blast(url, http, s, piece, say_hello=True)
+
+
+ATTACKS: dict[str, Callable[[str, aiohttp.ClientSession, float], Awaitable[int]]] = {
+    "x_without_hello": x_without_hello,
+    "speak_flood": speak_flood,
+    "one_char_pieces": one_char_pieces,
+    "ping_flood": ping_flood,
+    "empty_appends": empty_appends,
+}
+
+
+async def main(kind: str, url: str, seconds: float) -> None:
+    # From an address of its own (all of 127/8 is loopback): the server's per-address budgets
+    # then hold the attacker back, not the honest clients the test runs from 127.0.0.1.
+    connector = aiohttp.TCPConnector(local_addr=(ATTACKER_ADDRESS, 0), limit=0)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        print(await ATTACKS[kind](url, http, seconds), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
