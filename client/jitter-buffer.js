@@ -1,13 +1,13 @@
 /**
- * Playout of the WebSocket fallback: an adaptive jitter buffer of numbered 22050 Hz frames, and
- * a resampler to the AudioContext's rate. No Web APIs: the AudioWorklet runs it, node tests it.
+ * Playout of the WebSocket fallback: an adaptive jitter buffer of numbered frames (22050 Hz
+ * PCM, or 48 kHz decoded Opus), and a resampler to the AudioContext's rate. No Web APIs: the
+ * AudioWorklet runs it, node tests it.
  */
 
-export const SOURCE_RATE = 22050;
-
 /**
- * Frames in `seq` order, played out one sample per `pull()`. Each pull is 1/22050 s of
- * playback, whether it returns audio or silence: pulls are this buffer's clock.
+ * Frames in `seq` order, played out one sample per `pull()`. Each pull is one sample period of
+ * the frames' rate (1/22050 s, say) of playback, whether it returns audio or silence: pulls are
+ * this buffer's clock. Durations are kept in samples at that rate; setSampleRate() rescales them.
  *
  * It waits until it holds `target` ms (or has waited that long: a short utterance is all there
  * is) before it plays. Running dry in the middle of an utterance is an underrun, known when the
@@ -17,6 +17,7 @@ export const SOURCE_RATE = 22050;
  * of each utterance (the server sends no silence), so a new target applies from the next one.
  */
 export class JitterBuffer {
+  #rate;
   #min;
   #max;
   #target;
@@ -37,25 +38,32 @@ export class JitterBuffer {
   #underruns = 0;
   #duplicates = 0;
   #overflows = 0;
+  #played = 0; // frames played to the end
 
   /**
-   * @param {object} [options] all in milliseconds
+   * @param {object} [options] durations in milliseconds
+   * @param {number} [options.sampleRate] of the frames, until setSampleRate() says otherwise
    * @param {number} [options.targetMs] where the target starts
    * @param {number} [options.minMs] the least it shrinks to
    * @param {number} [options.maxMs] the most it grows to
-   * @param {number} [options.capacityMs] hard cap on what is held; the oldest frames go first
+   * @param {number} [options.capacityMs] hard cap on what is held; the oldest frames go first.
+   *   Room for what arrives at once: audio held while the browser would not play yet, or the
+   *   replay of a resumed session (at most the server's resume_window_ms, 3 s by default)
    * @param {number} [options.steadyMs] playback without underrun before the target shrinks
    * @param {number} [options.shrinkMs] how much it shrinks by
    */
   constructor({
+    sampleRate = 22050,
     targetMs = 200,
     minMs = 100,
     maxMs = 400,
-    capacityMs = 1000,
+    capacityMs = 5000,
     steadyMs = 10000,
     shrinkMs = 20,
   } = {}) {
-    const samples = (ms) => Math.round((ms * SOURCE_RATE) / 1000);
+    this.#rate = sampleRate;
+    /** @param {number} ms */
+    const samples = (ms) => Math.round((ms * sampleRate) / 1000);
     this.#target = samples(targetMs);
     this.#min = samples(minMs);
     this.#max = samples(maxMs);
@@ -67,7 +75,7 @@ export class JitterBuffer {
   /**
    * Queue a frame. Frames already played or queued (a resumed server replays what it was not
    * told was played) and frames older than what is playing are dropped.
-   * @param {{seq: number, utterance: number, samples: Float32Array}} frame
+   * @param {{seq: number, utterance: number, samples: Float32Array}} frame at the buffer's rate
    * @returns {boolean} whether it was queued
    */
   push(frame) {
@@ -109,6 +117,7 @@ export class JitterBuffer {
     const frame = this.#current;
     const sample = frame.samples[this.#offset++];
     if (this.#offset === frame.samples.length) {
+      this.#played++;
       this.#playedSeq = frame.seq;
       this.#lastUtterance = frame.utterance;
       this.#current = null;
@@ -130,6 +139,27 @@ export class JitterBuffer {
     this.#starvedIn = null;
   }
 
+  /**
+   * Frames from now on come at `rate` (another codec: decoded Opus is 48 kHz): durations keep
+   * their length. Frames at the old rate still held cannot play at the new one: they are
+   * dropped (a codec changes only with the transport, between utterances as a rule).
+   * @param {number} rate
+   */
+  setSampleRate(rate) {
+    if (rate === this.#rate) return;
+    /** @param {number} n */
+    const scale = (n) => Math.round((n * rate) / this.#rate);
+    this.#min = scale(this.#min);
+    this.#max = scale(this.#max);
+    this.#target = scale(this.#target);
+    this.#capacity = scale(this.#capacity);
+    this.#steadyAfter = scale(this.#steadyAfter);
+    this.#shrinkStep = scale(this.#shrinkStep);
+    this.#steady = scale(this.#steady);
+    this.#rate = rate;
+    this.flush();
+  }
+
   /** Flush, and forget which seqs were played: a new session numbers its frames from 0. */
   reset() {
     this.flush();
@@ -142,13 +172,23 @@ export class JitterBuffer {
     return this.#playedSeq;
   }
 
+  /** The rate of the frames, samples per second: pulls are this many a second. */
+  get sampleRate() {
+    return this.#rate;
+  }
+
   get targetMs() {
-    return (this.#target * 1000) / SOURCE_RATE;
+    return (this.#target * 1000) / this.#rate;
   }
 
   /** Audio held: queued, and the rest of the frame playing. */
   get bufferedMs() {
-    return (this.#buffered() * 1000) / SOURCE_RATE;
+    return (this.#buffered() * 1000) / this.#rate;
+  }
+
+  /** Frames played to the end. */
+  get framesPlayed() {
+    return this.#played;
   }
 
   get underruns() {
@@ -199,6 +239,10 @@ export class Resampler {
   #x2 = 0;
   #x3 = 0;
 
+  /**
+   * @param {number} inputRate
+   * @param {number} outputRate
+   */
   constructor(inputRate, outputRate) {
     this.#inputRate = inputRate;
     this.#outputRate = outputRate;

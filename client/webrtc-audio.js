@@ -89,7 +89,7 @@ export class WebRTCAudio {
     await pc.setLocalDescription(await pc.createOffer());
     await iceGathered(pc, ICE_GATHERING_TIMEOUT_MS, this.#listeners.signal);
     if (this.#over) throw new Error('WebRTC was given up while gathering ICE candidates');
-    const offer = { type: 'offer', sdp: pc.localDescription.sdp };
+    const offer = { type: 'offer', sdp: withoutEndOfCandidates(pc.localDescription.sdp) };
     const answer = await signaling.request(offer, 'answer');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     this.transportId = answer.transport_id;
@@ -233,4 +233,14 @@ function iceGathered(pc, timeoutMs, signal) {
     signal.addEventListener('abort', done);
     check();
   });
+}
+
+/**
+ * The offer as sent, without `a=end-of-candidates` (Firefox's): the server drops the mDNS host
+ * candidates it cannot resolve, and aioice, told there are no more, would prune the component
+ * and gather no candidate of its own. Without it, the browser's checks teach the server its
+ * address (peer-reflexive candidates).
+ */
+function withoutEndOfCandidates(sdp) {
+  return sdp.replace(/^a=end-of-candidates\r?\n/gm, '');
 }

@@ -1,35 +1,47 @@
 /**
- * The AudioWorklet side of PcmPlayer (pcm-player.js): plays decoded 22050 Hz frames through the
- * jitter buffer, resampled to the context's rate, and reports what it played.
+ * The AudioWorklet side of AudioOutput (audio-output.js): plays decoded frames through the
+ * jitter buffer, resampled from their rate (22050 Hz PCM, 48 kHz Opus) to the context's, and
+ * reports what it played.
  *
- * Port messages in: a frame {seq, utterance, samples: Float32Array} (its buffer transferred),
- * {command: 'flush'} (barge-in) or {command: 'reset', epoch} (a new session). Out: a status
- * every STATUS_MS of output, and at once after a command: {epoch, playedSeq, underruns, targetMs,
- * bufferedMs, duplicates, overflows, level}, level being the RMS of the output since the last
- * status, epoch the last reset's (statuses from before a reset describe the old session).
+ * Port messages in: a frame {seq, utterance, samples: Float32Array, rate} (its buffer
+ * transferred), {command: 'flush'} (barge-in) or {command: 'reset', epoch} (a new session). Out:
+ * a status every STATUS_MS of output, and at once after a command: {epoch, playedSeq,
+ * framesPlayed, underruns, targetMs, bufferedMs, duplicates, overflows, level}, level being the
+ * RMS of the output since the last status, epoch the last reset's (statuses from before a reset
+ * describe the old session).
  */
-import { JitterBuffer, Resampler, SOURCE_RATE } from './jitter-buffer.js';
+import { JitterBuffer, Resampler } from './jitter-buffer.js';
 
 const STATUS_MS = 50;
 
-class PcmPlayerProcessor extends AudioWorkletProcessor {
+class OutputProcessor extends AudioWorkletProcessor {
+  /** @type {JitterBuffer} */
   #buffer;
-  #resampler = new Resampler(SOURCE_RATE, sampleRate);
+  /** @type {Resampler} */
+  #resampler;
+  /** @type {() => number} */
   #pull;
   #statusEvery = Math.round((STATUS_MS * sampleRate) / 1000);
   #rendered = 0; // output samples since the last status
   #energy = 0; // their sum of squares
   #epoch = 0;
 
+  /** @param {{processorOptions: {jitterBuffer: object}}} options */
   constructor({ processorOptions }) {
     super();
     const buffer = (this.#buffer = new JitterBuffer(processorOptions.jitterBuffer));
+    this.#resampler = new Resampler(buffer.sampleRate, sampleRate);
     this.#pull = () => buffer.pull();
     this.port.onmessage = ({ data }) => this.#receive(data);
   }
 
+  /** @param {any} data */
   #receive(data) {
     if (data.command === undefined) {
+      if (data.rate !== this.#buffer.sampleRate) {
+        this.#buffer.setSampleRate(data.rate);
+        this.#resampler = new Resampler(data.rate, sampleRate);
+      }
       this.#buffer.push(data);
       return;
     }
@@ -43,6 +55,10 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     this.#report();
   }
 
+  /**
+   * @param {Float32Array[][]} _inputs
+   * @param {Float32Array[][]} outputs
+   */
   process(_inputs, outputs) {
     const out = outputs[0][0];
     this.#resampler.render(out, this.#pull);
@@ -57,6 +73,7 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
     this.port.postMessage({
       epoch: this.#epoch,
       playedSeq: buffer.playedSeq,
+      framesPlayed: buffer.framesPlayed,
       underruns: buffer.underruns,
       targetMs: buffer.targetMs,
       bufferedMs: buffer.bufferedMs,
@@ -69,4 +86,4 @@ class PcmPlayerProcessor extends AudioWorkletProcessor {
   }
 }
 
-registerProcessor('pcm-player', PcmPlayerProcessor);
+registerProcessor('voice-rtc-output', OutputProcessor);
