@@ -10,8 +10,9 @@
  */
 
 const WORKLET_URL = new URL('./audio-output.worklet.js', import.meta.url);
-// Without a user gesture, resume() neither resolves nor rejects: it waits for one.
-const RESUME_TIMEOUT_MS = 1000;
+// Without a user gesture, resume() neither resolves nor rejects: it waits for one. With one, the
+// audio device may take a while to open (seen: 0.3-0.7 s, Firefox on PulseAudio).
+const RESUME_TIMEOUT_MS = 3000;
 // What is held while the browser will not play yet: 5 s, more than the server sends unplayed
 // (its resume_window_ms) before it waits for the listener.
 const MAX_HELD_FRAMES = 250;
@@ -38,6 +39,8 @@ export class AudioOutput {
   #node = null;
   /** @type {Promise<void> | null} */
   #loading = null;
+  /** @type {MediaStreamAudioSourceNode | null} WebRTC's stream, when played here */
+  #stream = null;
   /** @type {DecodedFrame[]} frames given while not playing */
   #held = [];
   #heldDropped = 0;
@@ -118,6 +121,28 @@ export class AudioOutput {
     this.#post(frame);
   }
 
+  /**
+   * Play a MediaStream through this context instead of a media element: for WebRTC speech a
+   * browser refuses to play in an element after the gesture has passed, while this context,
+   * started in the gesture, runs.
+   * @param {MediaStream} stream
+   * @returns {Promise<boolean>} whether it plays
+   */
+  async playStream(stream) {
+    const context = this.#context;
+    if (context.state !== 'running') await settled(context.resume(), RESUME_TIMEOUT_MS);
+    if (context.state !== 'running') return false;
+    this.stopStream();
+    this.#stream = context.createMediaStreamSource(stream);
+    this.#stream.connect(context.destination);
+    return true;
+  }
+
+  stopStream() {
+    this.#stream?.disconnect();
+    this.#stream = null;
+  }
+
   /** Barge-in: drop what is buffered, now. */
   flush() {
     this.#held = [];
@@ -159,6 +184,7 @@ export class AudioOutput {
 
   close() {
     this.#held = [];
+    this.stopStream();
     if (this.#node) {
       this.#node.port.onmessage = null;
       this.#node.disconnect();

@@ -1,14 +1,15 @@
 /**
  * The transport chain: where speech goes, and where it goes next when that fails.
  *
- *   webrtc --(ICE timeout, connection failed, packet loss, unsupported, autoplay refused)-->
+ *   webrtc --(ICE timeout, connection failed, packet loss, unsupported, audio refused)-->
  *   websocket --(no Web Audio at all)--> captions
  *
- * Off WebRTC it stays off for the session (a reconnection resumes on the same path). WebSocket
- * audio plays through one AudioOutput, created in the user gesture of connect() so that it may
- * play whenever the fallback comes; while the browser refuses to play it, the listener gets
- * captions, the output holds the audio, and enableAudio() from a click plays it: nothing is
- * lost. A transport the settings insist on does not fall back: its failure starts a new
+ * Off WebRTC it stays off for the session (a reconnection resumes on the same path). Audio
+ * plays through one AudioOutput, created in the user gesture of connect() so that it may play
+ * whenever it is needed: WebSocket audio always, WebRTC audio when the browser refuses it to the
+ * media element once the gesture has passed (Firefox). While the browser refuses to play
+ * WebSocket audio too, the listener gets captions, the output holds the audio, and
+ * enableAudio() from a click plays it: nothing is lost. A transport the settings insist on does not fall back: its failure starts a new
  * connection instead.
  */
 import { AudioOutput } from './audio-output.js';
@@ -87,9 +88,9 @@ export class TransportChain {
     return this.#output?.output ?? null;
   }
 
-  /** Stats of the output, when there is one: it plays on what it holds through reconnections. */
+  /** Stats of the output, once it has started: it plays on what it holds through reconnections. */
   get outputStats() {
-    return this.#output?.stats;
+    return this.#output?.output ? this.#output.stats : undefined;
   }
 
   /**
@@ -157,11 +158,13 @@ export class TransportChain {
   /** The connection dropped: its transport is over. */
   dropped() {
     this.notePosition();
+    this.#output?.stopStream();
     this.#audio?.close();
   }
 
   /** A new session: frames count from 0 again, nothing of the old one is to be played. */
   forgetSession() {
+    this.#output?.stopStream();
     this.#audio?.close();
     this.#audio = null;
     this.#output?.reset();
@@ -196,7 +199,7 @@ export class TransportChain {
         fallback,
         onConnected: () => this.#up(/** @type {WebRTCAudio} */ (audio)),
         onFailure: (reason, detail) => this.#webrtcFailed(audio, reason, detail),
-        onAutoplayBlocked: () => this.#webrtcRefused(audio),
+        onAutoplayBlocked: (stream) => this.#webrtcRefused(audio, stream),
       });
       this.#replace(audio);
       await audio.negotiate(signaling);
@@ -293,8 +296,17 @@ export class TransportChain {
     this.#fallBack(audio, reason, detail);
   }
 
-  /** @param {WebRTCAudio | null} audio */
-  #webrtcRefused(audio) {
+  /**
+   * @param {WebRTCAudio | null} audio
+   * @param {MediaStream} stream
+   */
+  async #webrtcRefused(audio, stream) {
+    // The output, started in connect()'s gesture, may play what the element may not.
+    if (this.#output && (await this.#output.playStream(stream))) {
+      if (audio === this.#audio) audio?.muteElement();
+      else this.#output.stopStream(); // replaced meanwhile
+      return;
+    }
     this.#refused('audio.play() was not allowed');
     if (!audio || audio !== this.#audio || this.#options.forced()) return;
     // WebSocket audio plays where the AudioContext made in connect()'s gesture runs; where it
@@ -322,6 +334,7 @@ export class TransportChain {
   /** @param {AudioTransport} next */
   #replace(next) {
     this.notePosition();
+    this.#output?.stopStream();
     this.#audio?.close();
     this.#audio = next;
   }

@@ -30,6 +30,7 @@ export class WebRTCAudio {
   #connected = false;
   #over = false; // failed or closed: reports nothing more
   #final = null; // the position when closed
+  #mutedElement = false;
 
   /**
    * @param {object} options
@@ -40,7 +41,8 @@ export class WebRTCAudio {
    * @param {() => void} options.onConnected the first time media can flow
    * @param {(reason: string, detail: string) => void} options.onFailure at most once; `reason`
    *   as the protocol names it: ice_timeout, connection_failed or packet_loss
-   * @param {() => void} options.onAutoplayBlocked the browser refused to play the speech
+   * @param {(stream: MediaStream) => void} options.onAutoplayBlocked the browser refused to
+   *   play the speech in the element
    */
   constructor({
     iceServers,
@@ -135,6 +137,16 @@ export class WebRTCAudio {
     };
   }
 
+  /**
+   * The speech plays elsewhere (an AudioContext): the element plays it muted, which browsers
+   * always allow, and which Chromium needs to feed a remote stream to Web Audio at all.
+   */
+  muteElement() {
+    this.#mutedElement = true;
+    this.#element.muted = true;
+    this.#element.play().catch(() => {});
+  }
+
   /** Hang up; position() keeps what was played last. */
   close() {
     if (this.#pc.connectionState === 'closed') return;
@@ -142,6 +154,7 @@ export class WebRTCAudio {
     this.#stop();
     this.#pc.close();
     if (this.#element.srcObject === this.#stream) this.#element.srcObject = null;
+    if (this.#mutedElement) this.#element.muted = false;
     this.#stream = null;
   }
 
@@ -195,7 +208,7 @@ export class WebRTCAudio {
     this.#element.srcObject = stream;
     this.#element.play().catch((error) => {
       // Other rejections (AbortError) only mean the source changed before playback began.
-      if (error.name === 'NotAllowedError' && !this.#over) this.#onAutoplayBlocked();
+      if (error.name === 'NotAllowedError' && !this.#over) this.#onAutoplayBlocked(stream);
     });
   }
 

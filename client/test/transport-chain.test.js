@@ -39,6 +39,10 @@ class FakeWebRTC {
     return { transport_id: this.transportId, rtp_timestamp: 960 };
   }
 
+  muteElement() {
+    this.muted = true;
+  }
+
   close() {
     this.closed = true;
   }
@@ -72,6 +76,15 @@ class FakeOutput {
 
   push(frame) {
     this.frames.push(frame);
+  }
+
+  async playStream(stream) {
+    if (this.allowed) this.stream = stream;
+    return this.allowed;
+  }
+
+  stopStream() {
+    this.stream = null;
   }
 
   flush() {}
@@ -243,17 +256,34 @@ test('WebRTC that cannot even start falls back as unsupported', async () => {
   assert.match(log[0][1].detail, /^WebRTC unavailable: RTCPeerConnection is not defined/);
 });
 
-test('WebRTC audio the browser refuses to play moves to the WebSocket', async () => {
+test('WebRTC audio refused to the element plays through the output made in the gesture', async () => {
   const { transports, signaling, log, made } = chain();
   transports.prepareAudio();
   transports.begin();
   await transports.start(/** @type {any} */ (signaling));
   made.webrtc[0].options.onConnected();
-  made.webrtc[0].options.onAutoplayBlocked();
+  const stream = { id: 'remote' };
+  made.webrtc[0].options.onAutoplayBlocked(stream);
+  await settle();
+  assert.equal(made.outputs[0].stream, stream);
+  assert.equal(made.webrtc[0].muted, true); // the element plays on, muted
+  assert.deepEqual(log.at(-1), ['up', 'webrtc', true]);
+  assert.deepEqual(signaling.requests, []);
+});
+
+test('WebRTC audio refused everywhere moves to the WebSocket, which holds it', async () => {
+  const { transports, signaling, log, made } = chain({
+    output: () => new FakeOutput({ allowed: false }),
+  });
+  transports.prepareAudio();
+  transports.begin();
+  await transports.start(/** @type {any} */ (signaling));
+  made.webrtc[0].options.onConnected();
+  made.webrtc[0].options.onAutoplayBlocked({ id: 'remote' });
   await settle();
   assert.deepEqual(log[2], ['error', 'AUDIO_PLAYBACK_FAILED']);
   assert.equal(signaling.requests[0].reason, 'other');
-  assert.deepEqual(log.at(-1), ['up', 'websocket', false]);
+  assert.deepEqual(log.at(-1), ['up', 'captions', false]);
 });
 
 test('off WebRTC, a reconnection resumes on the WebSocket', async () => {

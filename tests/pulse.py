@@ -1,0 +1,58 @@
+"""A PulseAudio server with one null sink: a sound device for headless Firefox, which otherwise
+has none here and keeps every AudioContext `suspended`.
+
+Debian's `pulseaudio`, run as the test's own child (no system service, no D-Bus), with its
+runtime directory and home in a temporary directory; clients find it through XDG_RUNTIME_DIR.
+"""
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class PulseAudio:
+    runtime_dir: Path
+    process: asyncio.subprocess.Process
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a client's environment needs to play to this server."""
+        return {"XDG_RUNTIME_DIR": str(self.runtime_dir)}
+
+
+@contextlib.asynccontextmanager
+async def pulseaudio() -> AsyncIterator[PulseAudio]:
+    with tempfile.TemporaryDirectory(prefix="vrtc-pulse-") as scratch:
+        runtime_dir = Path(scratch)
+        log = (runtime_dir / "pulseaudio.log").open("w")
+        process = await asyncio.create_subprocess_exec(
+            "pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1",
+            "--load=module-native-protocol-unix", "--load=module-null-sink sink_name=null",
+            env={**os.environ, "XDG_RUNTIME_DIR": scratch, "HOME": scratch},
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+        )  # fmt: skip
+        try:
+            socket = runtime_dir / "pulse" / "native"
+            deadline = time.monotonic() + 10
+            while not socket.exists():
+                if process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"pulseaudio did not start:\n{(runtime_dir / 'pulseaudio.log').read_text()}"
+                    )
+                await asyncio.sleep(0.05)
+            yield PulseAudio(runtime_dir, process)
+        finally:
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 5)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+            log.close()
