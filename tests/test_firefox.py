@@ -48,7 +48,7 @@ def listener_host(netns: Namespace) -> Namespace:
     ruleset = (
         "table inet egress {\n chain out {\n"
         "  type filter hook output priority 0; policy drop;\n"
-        f"  oifname \"lo\" accept\n  ip daddr {netns.host_ip} accept\n }}\n}}\n"
+        f'  oifname "lo" accept\n  ip daddr {netns.host_ip} accept\n }}\n}}\n'
     )
     subprocess.run([*run, "nft", "-f", "-"], input=ruleset, text=True, check=True)
     return netns
