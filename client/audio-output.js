@@ -39,6 +39,8 @@ export class AudioOutput {
   #node = null;
   /** @type {Promise<void> | null} */
   #loading = null;
+  /** @type {Promise<void>} settles once the context runs, or the browser has had its time */
+  #resumed;
   /** @type {MediaStreamAudioSourceNode | null} WebRTC's stream, when played here */
   #stream = null;
   /** @type {DecodedFrame[]} frames given while not playing */
@@ -66,7 +68,7 @@ export class AudioOutput {
    */
   constructor(jitterBuffer = {}) {
     this.#context = new AudioContext({ latencyHint: 'interactive' });
-    this.#context.resume().catch(() => {});
+    this.#resumed = settled(this.#context.resume(), RESUME_TIMEOUT_MS);
     this.#jitterBuffer = jitterBuffer;
     // The browser may let it run later by itself (a click anywhere on the page, say).
     this.#context.addEventListener('statechange', () => {
@@ -90,7 +92,7 @@ export class AudioOutput {
   async start() {
     this.#loading ??= this.#load();
     await this.#loading;
-    if (this.#context.state !== 'running') await settled(this.#context.resume(), RESUME_TIMEOUT_MS);
+    await this.#resumed;
     this.#release();
     return this.playing;
   }
@@ -101,7 +103,7 @@ export class AudioOutput {
    * @returns {Promise<boolean>} whether it plays now
    */
   resume() {
-    this.#context.resume().catch(() => {});
+    this.#resumed = settled(this.#context.resume(), RESUME_TIMEOUT_MS);
     return this.start();
   }
 
@@ -130,7 +132,7 @@ export class AudioOutput {
    */
   async playStream(stream) {
     const context = this.#context;
-    if (context.state !== 'running') await settled(context.resume(), RESUME_TIMEOUT_MS);
+    await this.#resumed;
     if (context.state !== 'running') return false;
     this.stopStream();
     this.#stream = context.createMediaStreamSource(stream);
