@@ -63,7 +63,7 @@ export class AudioOutput {
   /**
    * Creates the AudioContext and asks it to run, at once: construct it in a user gesture's
    * handler.
-   * @param {object} [jitterBuffer] JitterBuffer options (jitter-buffer.js)
+   * @param {object} [jitterBuffer] JitterBuffer options (audio-output.worklet.js)
    * @throws {Error} where there is no Web Audio
    */
   constructor(jitterBuffer = {}) {

@@ -86,7 +86,7 @@ export class FrameDecoder {
     const timestamp = seq * FRAME_US; // seq < 2^32: exact in a double
     this.#decoding.set(timestamp, header);
     // Bounded, should a decoder ever swallow a packet: a second's worth is plenty in flight.
-    if (this.#decoding.size > 50) this.#decoding.delete(this.#decoding.keys().next().value);
+    if (this.#decoding.size > 50) this.#decoding.delete(this.#decoding.keys().next().value ?? 0);
     this.#decoder().decode(new this.#Chunk({ type: 'key', timestamp, data: payload(message) }));
   }
 

@@ -208,22 +208,50 @@ export class VoiceClient extends EventTarget {
   /**
    * Listen for `state`, `transport`, `utterance` or `error` events (see the class comment).
    * @template {keyof VoiceClientEventMap} K
+   * @overload
    * @param {K} type
    * @param {(event: VoiceClientEventMap[K]) => void} listener
    * @param {boolean | AddEventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @overload
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | AddEventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | AddEventListenerOptions} [options]
    */
   addEventListener(type, listener, options) {
-    super.addEventListener(type, /** @type {EventListener} */ (listener), options);
+    super.addEventListener(type, listener, options);
   }
 
   /**
    * @template {keyof VoiceClientEventMap} K
+   * @overload
    * @param {K} type
    * @param {(event: VoiceClientEventMap[K]) => void} listener
    * @param {boolean | EventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @overload
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | EventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | EventListenerOptions} [options]
    */
   removeEventListener(type, listener, options) {
-    super.removeEventListener(type, /** @type {EventListener} */ (listener), options);
+    super.removeEventListener(type, listener, options);
   }
 
   /**

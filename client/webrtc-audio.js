@@ -13,8 +13,13 @@ import { LossMonitor } from './loss-monitor.js';
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 const LOSS_SAMPLE_MS = 1000;
 
+/**
+ * @typedef {'ice_timeout' | 'connection_failed' | 'packet_loss'} WebRTCFailure
+ * @typedef {import('./session-cursor.js').PlayedPosition} PlayedPosition
+ */
+
 export class WebRTCAudio {
-  kind = 'webrtc';
+  kind = /** @type {const} */ ('webrtc');
   transportId = 0; // from the answer
   #pc;
   #element;
@@ -24,12 +29,16 @@ export class WebRTCAudio {
   #onFailure;
   #onAutoplayBlocked;
   #listeners = new AbortController();
-  #watchdog = null;
-  #lossSampler = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #watchdog;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #lossSampler;
+  /** @type {MediaStream | null} */
   #stream = null;
   #connected = false;
   #over = false; // failed or closed: reports nothing more
-  #final = null; // the position when closed
+  /** @type {PlayedPosition | null} the position when closed */
+  #final = null;
   #mutedElement = false;
 
   /**
@@ -39,7 +48,7 @@ export class WebRTCAudio {
    * @param {HTMLAudioElement} options.element plays the speech
    * @param {{ice_timeout_ms: number, loss_percent: number, loss_window_s: number}} options.fallback
    * @param {() => void} options.onConnected the first time media can flow
-   * @param {(reason: string, detail: string) => void} options.onFailure at most once; `reason`
+   * @param {(reason: WebRTCFailure, detail: string) => void} options.onFailure at most once; `reason`
    *   as the protocol names it: ice_timeout, connection_failed or packet_loss
    * @param {(stream: MediaStream) => void} options.onAutoplayBlocked the browser refused to
    *   play the speech in the element
@@ -91,7 +100,8 @@ export class WebRTCAudio {
     await pc.setLocalDescription(await pc.createOffer());
     await iceGathered(pc, ICE_GATHERING_TIMEOUT_MS, this.#listeners.signal);
     if (this.#over) throw new Error('WebRTC was given up while gathering ICE candidates');
-    const offer = { type: 'offer', sdp: withoutEndOfCandidates(pc.localDescription.sdp) };
+    const sdp = /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
+    const offer = { type: 'offer', sdp: withoutEndOfCandidates(sdp) };
     const answer = await signaling.request(offer, 'answer');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     this.transportId = answer.transport_id;
@@ -203,6 +213,7 @@ export class WebRTCAudio {
     }
   }
 
+  /** @param {MediaStream} stream */
   #play(stream) {
     this.#stream = stream;
     this.#element.srcObject = stream;
@@ -212,6 +223,10 @@ export class WebRTCAudio {
     });
   }
 
+  /**
+   * @param {WebRTCFailure} reason
+   * @param {string} detail
+   */
   #fail(reason, detail) {
     if (this.#over) return;
     this.#stop();
@@ -229,6 +244,10 @@ export class WebRTCAudio {
 /**
  * Resolves when ICE gathering completes, after `timeoutMs` (with the candidates found so far),
  * or when `signal` aborts.
+ * @param {RTCPeerConnection} pc
+ * @param {number} timeoutMs
+ * @param {AbortSignal} signal
+ * @returns {Promise<void>}
  */
 function iceGathered(pc, timeoutMs, signal) {
   return new Promise((resolve) => {
@@ -254,6 +273,7 @@ function iceGathered(pc, timeoutMs, signal) {
  * and gather no candidate of its own. Without it, the browser's checks teach the server its
  * address (peer-reflexive candidates).
  */
+/** @param {string} sdp */
 function withoutEndOfCandidates(sdp) {
   return sdp.replace(/^a=end-of-candidates\r?\n/gm, '');
 }

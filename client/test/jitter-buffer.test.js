@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { JitterBuffer } from '../jitter-buffer.js';
+import { JitterBuffer } from '../audio-output.worklet.js';
 
 const FRAME = 441; // samples in 20 ms at 22050 Hz
 const MS = 22.05; // samples in 1 ms

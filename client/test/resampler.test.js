@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { PCM_RATE as SOURCE_RATE } from '../audio-frame.js';
-import { Resampler } from '../jitter-buffer.js';
+import { Resampler } from '../audio-output.worklet.js';
 
 const QUANTUM = 128; // an AudioWorklet renders 128 frames at a time
 
