@@ -16,6 +16,7 @@ import { CODECS, decodeSamples, payload, PCM_RATE } from './audio-frame.js';
 /** One 20 ms Opus packet a frame, mono, decoded at Opus's own rate. */
 export const OPUS_CONFIG = { codec: 'opus', sampleRate: 48000, numberOfChannels: 1 };
 const FRAME_US = 20000;
+const MAX_DECODING = 500;
 
 /**
  * Whether this browser decodes Opus with WebCodecs.
@@ -52,7 +53,7 @@ export class FrameDecoder {
   #Chunk;
   /** @type {AudioDecoder | null} */
   #opus = null;
-  /** @type {Map<number, FrameHeader>} frames being decoded, by chunk timestamp */
+  /** @type {Map<number, FrameHeader>} frames being decoded, by seq */
   #decoding = new Map();
   #errors = 0;
 
@@ -83,10 +84,13 @@ export class FrameDecoder {
       this.#onFrame({ seq, utterance, samples: decodeSamples(message, codec), rate: PCM_RATE });
       return;
     }
+    this.#decoding.set(seq, header);
+    // Bounded, should a decoder ever swallow a packet; room for a burst (a resumed session's
+    // replay is up to its resume window: 3 s, 150 frames).
+    if (this.#decoding.size > MAX_DECODING) {
+      this.#decoding.delete(this.#decoding.keys().next().value ?? 0);
+    }
     const timestamp = seq * FRAME_US; // seq < 2^32: exact in a double
-    this.#decoding.set(timestamp, header);
-    // Bounded, should a decoder ever swallow a packet: a second's worth is plenty in flight.
-    if (this.#decoding.size > 50) this.#decoding.delete(this.#decoding.keys().next().value ?? 0);
     this.#decoder().decode(new this.#Chunk({ type: 'key', timestamp, data: payload(message) }));
   }
 
@@ -119,9 +123,11 @@ export class FrameDecoder {
   /** @param {AudioData} data */
   #output(data) {
     try {
-      const header = this.#decoding.get(data.timestamp);
+      // Chromium stamps some outputs a microsecond early (its own sums of durations).
+      const seq = Math.round(data.timestamp / FRAME_US);
+      const header = this.#decoding.get(seq);
       if (!header) return; // discarded meanwhile
-      this.#decoding.delete(data.timestamp);
+      this.#decoding.delete(seq);
       const samples = new Float32Array(data.numberOfFrames);
       data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
       this.#onFrame({ seq: header.seq, utterance: header.utterance, samples, rate: data.sampleRate });

@@ -76,9 +76,12 @@ export class FakeAudioDecoder {
     this.chunks.push(chunk);
   }
 
-  /** Output what the chunks decode to, in order, and forget them. */
-  flushOutput() {
-    const outputs = this.chunks.map((chunk) => new FakeAudioData(chunk.timestamp));
+  /**
+   * Output what the chunks decode to, in order, and forget them.
+   * @param {number} [skewUs] added to each output's timestamp (Chromium's are 1 µs off at times)
+   */
+  flushOutput(skewUs = 0) {
+    const outputs = this.chunks.map((chunk) => new FakeAudioData(chunk.timestamp + skewUs));
     this.chunks = [];
     for (const data of outputs) this.output(data);
     return outputs;

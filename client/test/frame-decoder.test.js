@@ -111,3 +111,26 @@ test('after a decoding error the next frame gets a new decoder', () => {
     [2],
   );
 });
+
+test('an output stamped a microsecond off is still its frame', () => {
+  const frames = [];
+  const decoder = new FrameDecoder((frame) => frames.push(frame), webCodecs);
+  const message = audioMessage({ codec: 2, seq: 1013 });
+  decoder.decode(message, readHeader(message));
+  FakeAudioDecoder.instances[0].flushOutput(-1); // 20259999 µs: seen in Chromium
+  assert.deepEqual(
+    frames.map((frame) => frame.seq),
+    [1013],
+  );
+});
+
+test('a burst of frames (a resumed session replays 3 s at once) is decoded whole', () => {
+  const frames = [];
+  const decoder = new FrameDecoder((frame) => frames.push(frame), webCodecs);
+  for (let seq = 0; seq < 150; seq++) {
+    const message = audioMessage({ codec: 2, seq });
+    decoder.decode(message, readHeader(message));
+  }
+  FakeAudioDecoder.instances[0].flushOutput();
+  assert.equal(frames.length, 150);
+});
