@@ -24,6 +24,7 @@ from voice_rtc.health import health_routes
 from voice_rtc.http_security import add_security_headers
 from voice_rtc.limits import Limits
 from voice_rtc.logs import AccessLogger, setup_logging
+from voice_rtc.media import Media
 from voice_rtc.session import SessionRegistry
 from voice_rtc.telemetry import telemetry_routes
 from voice_rtc.transports.webrtc import use_host_addresses
@@ -45,14 +46,18 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
     tts = tts or create_provider(settings)
     auth = Authenticator.from_settings(settings)
     limits = Limits.from_settings(settings)
+    media = Media(settings)
     sessions = SessionRegistry(
         tts,
+        media.codec,
         limits,
         settings.max_sessions,
         settings.max_queued_utterances,
         resume_window_frames=settings.resume_window_ms // FRAME_MS,
+        lookahead_frames=settings.lookahead_ms // FRAME_MS,
+        load=media.load,
     )
-    endpoint = SignalingEndpoint(settings, sessions, auth, limits)
+    endpoint = SignalingEndpoint(settings, sessions, media, auth, limits)
     app[SESSIONS], app[ENDPOINT] = sessions, endpoint
     use_host_addresses(settings.host_addresses)
 
@@ -65,6 +70,9 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
     async def errors(_request: web.Request) -> web.Response:
         return web.json_response(error_table())
 
+    async def start_media(_app: web.Application) -> None:
+        media.start()
+
     async def renew_session_slots(_app: web.Application) -> AsyncIterator[None]:
         renewing = asyncio.create_task(limits.keep_sessions(sessions.leases), name="leases")
         yield
@@ -72,6 +80,7 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
 
     async def close_sessions(_app: web.Application) -> None:
         await sessions.close_all()
+        await media.close()  # after the sessions: their synthesis may still be encoding
         await tts.close()
         await limits.close()
 
@@ -88,6 +97,7 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
             web.static("/client", CLIENT_DIR),
         ]
     )
+    app.on_startup.append(start_media)
     app.cleanup_ctx.append(renew_session_slots)
     app.on_shutdown.append(endpoint.close_all)
     app.on_cleanup.append(close_sessions)

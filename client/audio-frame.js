@@ -2,10 +2,15 @@
  * WebSocket fallback audio frames (signaling/PROTOCOL.md, "WebSocket audio"): a 14-byte
  * big-endian header, then 20 ms of mono audio: 22050 Hz s16le PCM or G.711 mu-law, or one
  * Opus packet (RFC 6716), which decodes to 48 kHz.
+ *
+ * Bit 7 of the codec byte marks a warm-up frame: after a resume an Opus stream starts with up to
+ * two frames the listener played already, for a new decoder to start in step with the stream
+ * (Opus carries state from frame to frame). They are decoded, not played.
  */
 
 export const HEADER_BYTES = 14;
 const FORMAT_VERSION = 1;
+const WARM_UP = 0x80;
 
 /** The codec byte of each codec, by the name `transport` requests use. */
 export const CODECS = /** @type {const} */ ({ pcm_s16le: 0, mulaw: 1, opus: 2 });
@@ -17,7 +22,8 @@ export const PCM_RATE = 22050;
 
 /**
  * @typedef {object} FrameHeader
- * @property {number} codec the codec byte (CODECS)
+ * @property {number} codec the codec (CODECS)
+ * @property {boolean} warmUp played already: for the decoder only
  * @property {number} seq the session's frame number: what is reported as played
  * @property {number} utterance the utterance id
  * @property {number} index the frame's position within its utterance
@@ -40,8 +46,10 @@ export function readHeader(message) {
   const view = new DataView(message);
   const version = view.getUint8(0);
   if (version !== FORMAT_VERSION) throw new Error(`audio frame format ${version}, expected 1`);
+  const codec = view.getUint8(1);
   return {
-    codec: view.getUint8(1),
+    codec: codec & ~WARM_UP,
+    warmUp: (codec & WARM_UP) !== 0,
     seq: view.getUint32(2),
     utterance: view.getUint32(6),
     index: view.getUint32(10),

@@ -79,8 +79,9 @@ export class FrameDecoder {
    * @param {FrameHeader} header its header
    */
   decode(message, header) {
-    const { codec, seq, utterance } = header;
+    const { codec, seq, utterance, warmUp } = header;
     if (codec !== CODECS.opus) {
+      if (warmUp) return; // PCM has no state to warm up
       this.#onFrame({ seq, utterance, samples: decodeSamples(message, codec), rate: PCM_RATE });
       return;
     }
@@ -128,6 +129,7 @@ export class FrameDecoder {
       const header = this.#decoding.get(seq);
       if (!header) return; // discarded meanwhile
       this.#decoding.delete(seq);
+      if (header.warmUp) return; // it has done its work: the decoder is in step
       const samples = new Float32Array(data.numberOfFrames);
       data.copyTo(samples, { planeIndex: 0, format: 'f32-planar' });
       this.#onFrame({ seq: header.seq, utterance: header.utterance, samples, rate: data.sampleRate });

@@ -64,9 +64,14 @@ export class WebSocketAudio {
   receive(message) {
     if (this.#closed) return;
     const header = readHeader(message);
-    if (this.#cancellations.isCancelled(header.utterance)) return;
-    if (this.#output) this.#decoder.decode(message, header);
-    else this.#arrivedSeq = header.seq;
+    if (this.#output) {
+      // A warm-up frame is decoded whatever it was: the next frames decode in step with it.
+      if (header.warmUp || !this.#cancellations.isCancelled(header.utterance)) {
+        this.#decoder.decode(message, header);
+      }
+    } else if (!header.warmUp && !this.#cancellations.isCancelled(header.utterance)) {
+      this.#arrivedSeq = header.seq;
+    }
   }
 
   /** Barge-in: what is being decoded is of cancelled utterances. */

@@ -17,6 +17,7 @@ from voice_rtc.auth import Authenticator, AuthError
 from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body
 from voice_rtc.limits import Limits, RateLimited
+from voice_rtc.media import Media
 from voice_rtc.playout import (
     EndReason,
     PlayoutFull,
@@ -29,8 +30,7 @@ from voice_rtc.session import (
     SessionLimitReached,
     SessionRegistry,
 )
-from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer, ice_configuration
-from voice_rtc.transports.websocket import Codec, WebSocketAudio
+from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer
 from voice_rtc.turn import ice_servers
 from voice_rtc.utterance import PendingTextFull, UtteranceClosed
 
@@ -63,13 +63,17 @@ class Connection:
     def __init__(
         self,
         ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
         settings: Settings,
         sessions: SessionRegistry,
+        media: Media,
         auth: Authenticator,
         limits: Limits,
         ip: str,
     ) -> None:
         self._ws = ws
+        self._transport = transport
+        self._media = media
         self._settings = settings
         self._sessions = sessions
         self._auth = auth
@@ -182,7 +186,8 @@ class Connection:
             try:
                 session = await self._sessions.create(identity.user_id)
             except SessionLimitReached as exc:
-                raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc)) from None
+                retry = {"retry_after_s": exc.retry_after_s}
+                raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc), extra=retry) from None
             except Draining as exc:
                 raise ProtocolError(ErrorCode.SERVER_DRAINING, str(exc)) from None
         previous = session.attach(self)
@@ -215,9 +220,7 @@ class Connection:
             raise ProtocolError(
                 ErrorCode.TRANSPORT_NOT_ALLOWED, "this server streams over WebSocket"
             )
-        peer = WebRTCPeer(
-            session, ice_configuration(self._settings.ice_server_urls), self._settings.max_sdp_bytes
-        )
+        peer = self._media.webrtc_peer(session)
         peer.on_state = lambda state: self._on_webrtc_state(session, peer, state)
         try:
             answer = await peer.answer(msg.sdp)
@@ -235,16 +238,15 @@ class Connection:
     async def _use_websocket_audio(self, session: Session, msg: Transport) -> None:
         if self._settings.transport == "webrtc":
             raise ProtocolError(ErrorCode.TRANSPORT_NOT_ALLOWED, "this server streams over WebRTC")
-        codec = Codec.from_label(msg.codec)
         metrics.TRANSPORT_FALLBACKS.labels(msg.reason).inc()
-        audio = WebSocketAudio(session, self._send_binary, codec)
+        audio = self._media.websocket_audio(session, self._ws, self._transport, msg.codec)
         # The reply goes out before set_audio starts the frames, so it comes first.
         await self._reply(
             msg,
             message(
                 "transport",
                 mode="websocket",
-                codec=codec.label,
+                codec=audio.codec.label,
                 transport_id=session.next_transport_id,
             ),
         )
@@ -323,15 +325,6 @@ class Connection:
                 await self._ws.send_json(body)
             except ConnectionError:
                 pass  # the reader sees the close and cleans up
-
-    async def _send_binary(self, data: bytes) -> None:
-        if self._ws.closed:
-            return
-        async with self._send_lock:
-            try:
-                await self._ws.send_bytes(data)
-            except ConnectionError:
-                pass
 
     def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
         task = asyncio.create_task(coro, name=name)

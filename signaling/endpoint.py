@@ -13,6 +13,7 @@ from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body
 from voice_rtc.http_security import client_ip, origin_allowed
 from voice_rtc.limits import Limits
+from voice_rtc.media import Media
 from voice_rtc.session import SessionRegistry
 
 from .connection import Connection
@@ -27,10 +28,16 @@ _HARD_CAP_FACTOR = 4
 
 class SignalingEndpoint:
     def __init__(
-        self, settings: Settings, sessions: SessionRegistry, auth: Authenticator, limits: Limits
+        self,
+        settings: Settings,
+        sessions: SessionRegistry,
+        media: Media,
+        auth: Authenticator,
+        limits: Limits,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
+        self._media = media
         self._auth = auth
         self._limits = limits
         self._connections: set[Connection] = set()
@@ -45,10 +52,26 @@ class SignalingEndpoint:
                 {"type": "error", **error_body(ErrorCode.ORIGIN_NOT_ALLOWED, origin[:200])},
                 status=403,
             )
-        ws = web.WebSocketResponse(max_msg_size=self._settings.max_message_bytes * _HARD_CAP_FACTOR)
+        # No per-message compression: JSON this small gains little, and audio frames are written
+        # straight to the transport (see transports/websocket.py).
+        ws = web.WebSocketResponse(
+            max_msg_size=self._settings.max_message_bytes * _HARD_CAP_FACTOR, compress=False
+        )
         await ws.prepare(request)
+        transport = request.transport
+        if transport is None:  # the client went away during the upgrade
+            return ws
         ip = client_ip(request, self._settings.trust_x_forwarded_for)
-        connection = Connection(ws, self._settings, self._sessions, self._auth, self._limits, ip)
+        connection = Connection(
+            ws,
+            transport,
+            self._settings,
+            self._sessions,
+            self._media,
+            self._auth,
+            self._limits,
+            ip,
+        )
         self._connections.add(connection)
         try:
             await connection.run()

@@ -59,7 +59,7 @@ class Transport(_Message):
 
     type: Literal["transport"]
     mode: Literal["websocket"]
-    codec: Literal["pcm_s16le", "mulaw"] = "pcm_s16le"
+    codec: Literal["opus", "pcm_s16le", "mulaw"] = "pcm_s16le"
     # Why the client left WebRTC, for operators (voice_rtc_transport_fallbacks_total).
     reason: Literal[
         "forced", "ice_timeout", "connection_failed", "packet_loss", "unsupported", "other"

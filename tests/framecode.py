@@ -6,6 +6,11 @@ inside one frame names it clearly, one straddling two frames is ambiguous and sk
 same symbol are one frame. Symbols repeat every 32 frames, so each is unwrapped to the frame
 nearest to where playback could be: at most `max_back` frames back (a resume replays) and some
 frames forward (a skip, which the caller counts).
+
+A frame that does not read clearly is not necessarily missing: a decoder that starts in the
+middle of a stream (after a resume) decodes its first frames with less fidelity. Where the
+recording has room for the frames between two clear ones (a jump of two frames 40 ms apart),
+they were played, unclearly; where it has none (two frames back to back), they were skipped.
 """
 
 from dataclasses import dataclass, field
@@ -13,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tests.signal_analysis import samples
-from voice_rtc.audio import SAMPLE_RATE
+from voice_rtc.audio import FRAME_SAMPLES, SAMPLE_RATE
 from voice_rtc.tts.tone import FRAMECODE_SYMBOLS, framecode_hz
 
 WINDOW = SAMPLE_RATE // 100  # 220 samples: 10 ms
@@ -22,8 +27,15 @@ _t = np.arange(WINDOW) / SAMPLE_RATE
 _BASIS = np.exp(-2j * np.pi * np.outer(framecode_hz(np.arange(FRAMECODE_SYMBOLS)), _t))
 
 
-def symbols(pcm: bytes | bytearray, min_rms: float = 3000.0, clarity: float = 0.85) -> list[int]:
-    """The sequence of frame symbols heard, one per frame played."""
+@dataclass(frozen=True)
+class Heard:
+    symbol: int
+    start: int  # sample where its first clear window starts
+    end: int  # sample where its last clear window ends
+
+
+def symbols(pcm: bytes | bytearray, min_rms: float = 3000.0, clarity: float = 0.85) -> list[Heard]:
+    """The frame symbols heard, one per frame played clearly, with where they were heard."""
     x = samples(pcm)
     starts = np.arange(0, len(x) - WINDOW, HOP)
     if len(starts) == 0:
@@ -34,14 +46,16 @@ def symbols(pcm: bytes | bytearray, min_rms: float = 3000.0, clarity: float = 0.
     rms = np.sqrt((windows**2).mean(axis=1))
     best = energy.argmax(axis=1)
     clear = (rms > min_rms) & (energy.max(axis=1) > clarity * total)
-    heard: list[int] = []
+    heard: list[Heard] = []
     previous = -1
-    for symbol, ok in zip(best, clear, strict=True):
+    for start, symbol, ok in zip(starts, best, clear, strict=True):
         if not ok:
             previous = -1  # a gap or a boundary: the next clear window may start a new frame
             continue
         if symbol != previous:
-            heard.append(int(symbol))
+            heard.append(Heard(int(symbol), int(start), int(start) + WINDOW))
+        else:
+            heard[-1] = Heard(int(symbol), heard[-1].start, int(start) + WINDOW)
         previous = symbol
     return heard
 
@@ -50,6 +64,7 @@ def symbols(pcm: bytes | bytearray, min_rms: float = 3000.0, clarity: float = 0.
 class Playback:
     frames: list[int] = field(default_factory=list)  # utterance frame indices, in play order
     skipped: list[int] = field(default_factory=list)  # frames jumped over
+    unclear: list[int] = field(default_factory=list)  # played where they belong, not clearly
     repeats: list[int] = field(default_factory=list)  # frames replayed, at each step back
 
     @property
@@ -57,17 +72,26 @@ class Playback:
         return set(self.frames)
 
 
-def unwrap(heard: list[int], max_back: int = 16) -> Playback:
+def unwrap(heard: list[Heard], max_back: int = 16) -> Playback:
     """Frame indices from symbols, assuming playback never steps back more than `max_back`."""
     playback = Playback()
     previous = furthest = -1
-    for symbol in heard:
+    previous_end = 0
+    for item in heard:
         lowest = previous - max_back
-        frame = lowest + (symbol - lowest) % FRAMECODE_SYMBOLS
+        frame = lowest + (item.symbol - lowest) % FRAMECODE_SYMBOLS
         if frame > furthest + 1:
-            playback.skipped.extend(range(furthest + 1, frame))
+            between = range(furthest + 1, frame)
+            # Room for them in the recording? (A clear window sits within 5 ms of its frame's
+            # edges, so a skip leaves under half a frame between two clear neighbours.)
+            room = round((item.start - previous_end) / FRAME_SAMPLES) if previous >= 0 else 0
+            played = min(len(between), max(room, 0)) if frame == previous + len(between) + 1 else 0
+            playback.unclear.extend(between[:played])
+            playback.skipped.extend(between[played:])
+            playback.frames.extend(between[:played])
         elif frame <= previous:  # a step back: from here to `furthest` is heard again
             playback.repeats.append(furthest - frame + 1)
         playback.frames.append(frame)
         previous, furthest = frame, max(furthest, frame)
+        previous_end = item.end
     return playback

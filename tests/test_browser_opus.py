@@ -1,8 +1,12 @@
-"""The WebSocket fallback's Opus path in real browsers, without the server: WebSocket audio
-messages carrying real 20 ms Opus packets (libopus through PyAV, as the server encodes them) are
-decoded by the library's FrameDecoder (WebCodecs) and played by its AudioOutput, in headless
-Chromium and in Firefox. The analyser on the output hears the tone the packets carry."""
+"""The WebSocket fallback's Opus path in real browsers, Chromium and Firefox: the library decodes
+it with WebCodecs and plays it, at about a tenth of PCM's bandwidth.
 
+First without the server: messages carrying real 20 ms Opus packets (libopus through PyAV) go
+through the library's FrameDecoder and AudioOutput, and the analyser on the output hears the tone
+they carry. Then the demo page against the server, which offers Opus: the library chooses it,
+and the bytes received per second are counted on the page's WebSocket."""
+
+import asyncio
 import base64
 import fractions
 import struct
@@ -14,9 +18,10 @@ import numpy as np
 import pytest
 from playwright.async_api import Page
 
+from tests.browser import analyse_websocket_audio, client_stats, poll, spectrum_peak
 from tests.conftest import RunningServer
 from tests.firefox import FirefoxPage, firefox
-from tests.pulse import pulseaudio
+from tests.pulse import PulseAudio, pulseaudio
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -115,8 +120,14 @@ async def test_chromium_decodes_and_plays_opus_frames(server: RunningServer, pag
 
 
 @pytest.fixture
-async def firefox_page() -> AsyncIterator[FirefoxPage]:
-    async with pulseaudio() as pulse, firefox(pulse) as page:
+async def pulse() -> AsyncIterator[PulseAudio]:
+    async with pulseaudio() as server:
+        yield server
+
+
+@pytest.fixture
+async def firefox_page(pulse: PulseAudio) -> AsyncIterator[FirefoxPage]:
+    async with firefox(pulse) as page:
         yield page
 
 
@@ -128,3 +139,69 @@ async def test_firefox_decodes_and_plays_opus_frames(
     await firefox_page.evaluate(ADD_BUTTON)
     await firefox_page.click("#play-opus")
     check(await firefox_page.evaluate(PLAY, messages), len(messages))
+
+
+# Counts the bytes of binary messages (WebSocket audio) the page's sockets receive.
+COUNT_AUDIO_BYTES = """window.audioBytes = 0;
+window.WebSocket = class extends WebSocket {
+    constructor(...args) {
+        super(...args);
+        this.addEventListener('message', ({ data }) => {
+            if (typeof data !== 'string') audioBytes += data.byteLength ?? data.size;
+        });
+    }
+};"""
+
+
+async def bytes_per_second(evaluate: Any, seconds: float = 2) -> float:
+    """WebSocket audio received per second, over `seconds` of speech."""
+    before = await evaluate("window.audioBytes")
+    await asyncio.sleep(seconds)
+    return float(await evaluate("window.audioBytes") - before) / seconds
+
+
+@pytest.mark.parametrize(
+    ("codec", "low", "high"),
+    [
+        ("auto", 3000, 7000),  # Opus at 32 kbit/s: 4 KB/s, and 0.7 KB/s of headers
+        ("pcm_s16le", 40000, 50000),  # 22050 Hz s16: 44.1 KB/s
+    ],
+)
+async def test_chromium_fallback_plays_opus_at_a_tenth_of_the_bandwidth(
+    server: RunningServer, page: Page, codec: str, low: int, high: int
+) -> None:
+    await page.add_init_script(COUNT_AUDIO_BYTES)
+    await page.goto(server.url + f"?transport=websocket&codec={codec}")
+    await page.get_by_label("Text to speak").fill("440hz 6s")
+    await page.get_by_role("button", name="Speak").click()
+    stats = await poll(lambda: client_stats(page), lambda s: s.get("framesPlayed", 0) > 10, 10)
+    assert stats["codec"] == ("opus" if codec == "auto" else codec), stats
+    rate = await bytes_per_second(page.evaluate)
+    print(f"WebSocket audio: {rate / 1000:.1f} KB/s")
+    assert low < rate < high, rate
+    await analyse_websocket_audio(page)
+    peak = await poll(lambda: spectrum_peak(page), lambda p: p.db > -40, timeout=5)
+    assert peak.db > -40 and abs(peak.hz - 440) <= 2 * peak.bin_hz, peak
+    stats = await client_stats(page)
+    assert stats.get("decodeErrors") == 0 and stats["underruns"] == 0, stats
+
+
+async def test_firefox_fallback_plays_opus_at_a_tenth_of_the_bandwidth(
+    server: RunningServer, firefox_page: FirefoxPage, pulse: PulseAudio
+) -> None:
+    page = firefox_page
+    await page.init_script(COUNT_AUDIO_BYTES)
+    await page.goto(server.url + "?transport=websocket")
+    await page.type("#text", "440hz 6s")
+    await page.click("#speak")
+    stats = await poll(
+        lambda: page.evaluate("voiceClient.stats()"), lambda s: s.get("framesPlayed", 0) > 10, 10
+    )
+    assert stats["codec"] == "opus", stats
+    rate = await bytes_per_second(page.evaluate)
+    print(f"WebSocket audio: {rate / 1000:.1f} KB/s")
+    assert 3000 < rate < 7000, rate
+    heard = await pulse.record(1)  # out of the sound device
+    assert heard.rms > 0.05 and abs(heard.hz - 440) <= 5, heard
+    stats = await page.evaluate("voiceClient.stats()")
+    assert stats.get("decodeErrors") == 0 and stats["underruns"] == 0, stats

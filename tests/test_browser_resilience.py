@@ -94,7 +94,7 @@ async def test_webrtc_that_cannot_connect_falls_back_to_websocket_audio(
         await analyse_websocket_audio(page)
         await hears_440_hz(page)
         # Nothing played over WebRTC: the whole utterance plays over the WebSocket.
-        await expect(utterances(page, "ended: done (200 frames)")).to_have_count(1)
+        await expect(utterances(page, "ended: done (201 frames)")).to_have_count(1)
 
 
 async def test_the_transport_setting_plays_over_the_websocket_without_webrtc(
@@ -173,7 +173,7 @@ async def test_a_dropped_connection_resumes_the_session_and_its_speech(
             5,
         )
         assert number(resumed, "audioLevel") > 0.1 and resumed["transport"] == transport, resumed
-        await expect(utterances(page, "ended: done (250 frames)")).to_have_count(1)
+        await expect(utterances(page, "ended: done (251 frames)")).to_have_count(1)
         await expect(page.get_by_role("alert")).to_be_hidden()  # "lost; retrying" is over
     assert '"event": "session_resumed"' in server.log()
 
@@ -195,7 +195,7 @@ async def test_a_connection_gone_silent_is_found_by_heartbeats(
         await expect(connection_log(page, "reconnecting")).to_have_count(1)
         await expect(page.locator("#state")).to_have_text("connected")
         assert await session_id(page) == first_session
-        await expect(utterances(page, "ended: done (250 frames)")).to_have_count(1)
+        await expect(utterances(page, "ended: done (251 frames)")).to_have_count(1)
 
 
 async def test_a_session_the_server_lost_is_started_anew_and_speech_plays(
@@ -306,7 +306,7 @@ async def test_refused_audio_is_held_with_captions_until_one_click_plays_all_of_
         # Speech is shown as text; its audio waits, none of it played.
         await page.evaluate("voiceClient.speak('Hello there, 440hz 1s')")
         await expect(page.locator("#captions")).to_have_text("Hello there, 440hz 1s")
-        await expect(utterances(page, "ended: done (50 frames)")).to_have_count(1)
+        await expect(utterances(page, "ended: done (51 frames)")).to_have_count(1)
         assert number(await client_stats(page), "framesPlayed") == 0
 
         # The click the error asks for: what was held plays, all of it.
@@ -315,7 +315,7 @@ async def test_refused_audio_is_held_with_captions_until_one_click_plays_all_of_
         await analyse_websocket_audio(page)
         await hears_440_hz(page)
         played = await poll(
-            lambda: client_stats(page), lambda s: number(s, "framesPlayed") >= 50, 5
+            lambda: client_stats(page), lambda s: number(s, "framesPlayed") >= 51, 5
         )
-        assert number(played, "framesPlayed") == 50, played
+        assert number(played, "framesPlayed") == 51, played
         assert number(played, "overflowFrames") == 0 and number(played, "duplicateFrames") == 0

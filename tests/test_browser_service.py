@@ -106,7 +106,7 @@ async def test_a_draining_server_tells_the_page_and_lets_its_speech_finish(
     await expect(alert).to_contain_text("SERVER_DRAINING")
     await expect(alert).to_contain_text("The service is restarting")
     await expect(alert).to_contain_text("Reconnecting automatically.")
-    await expect(utterances(page, "ended: done (100 frames)")).to_have_count(1)
+    await expect(utterances(page, "ended: done (101 frames)")).to_have_count(1)
     assert await asyncio.wait_for(server.process.wait(), 10) == 0
     # Off to find another server; the closing was announced, so no "connection lost" too.
     await expect(page.locator("#state")).to_have_text("reconnecting")

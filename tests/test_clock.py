@@ -1,9 +1,10 @@
 """The pacer against a fake clock: no real sleeping, exact arithmetic."""
 
+import asyncio
 import itertools
 
 from voice_rtc.audio import FRAME_NS
-from voice_rtc.clock import Pacer
+from voice_rtc.clock import Pacer, Ticker
 
 
 class FakeClock:
@@ -70,3 +71,72 @@ async def test_a_stall_beyond_the_burst_delays_audio_rather_than_flooding() -> N
     assert pacer.stats.skipped == 44
     gaps = {b - a for a, b in itertools.pairwise(sent_at[6:])}
     assert gaps == {FRAME_NS}  # then back to one frame per 20 ms on the shifted grid
+
+
+class SteppingClock(FakeClock):
+    """A fake clock whose sleeps also let the event loop run (the ticker is a task)."""
+
+    async def sleep_until(self, deadline_ns: int) -> None:
+        await super().sleep_until(deadline_ns)
+        await asyncio.sleep(0)
+
+
+class Recorder:
+    """A stream that records when each tick reached it."""
+
+    def __init__(self, name: str, log: list[tuple[str, int]], clock: FakeClock) -> None:
+        self.name, self.log, self.clock = name, log, clock
+
+    def on_tick(self) -> None:
+        self.log.append((self.name, self.clock.now))
+
+
+class Counter:
+    """The last stream: says when the clock has ticked `ticks` times."""
+
+    def __init__(self, ticks: int) -> None:
+        self.left = ticks
+        self.done = asyncio.Event()
+
+    def on_tick(self) -> None:
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
+
+
+async def run_ticks(ticker: Ticker, ticks: int) -> None:
+    counter = Counter(ticks)
+    ticker.add(counter)
+    ticker.start()
+    await counter.done.wait()
+    await ticker.stop()
+    ticker.discard(counter)
+
+
+async def test_one_clock_ticks_every_stream_in_the_same_pass_in_order() -> None:
+    clock = SteppingClock(0)
+    ticker = Ticker(clock)
+    log: list[tuple[str, int]] = []
+    streams = [Recorder(name, log, clock) for name in "abc"]
+    for stream in streams:
+        ticker.add(stream)
+    await run_ticks(ticker, 50)
+    assert [name for name, _ in log[:6]] == list("abcabc")  # subscription order, every tick
+    times = sorted({at for _, at in log})[1:]  # after the first tick, each one is a wake-up
+    assert len(times) >= 49
+    assert {b - a for a, b in itertools.pairwise(times)} == {FRAME_NS}  # on the grid, no drift
+
+
+async def test_a_stream_that_fails_is_dropped_and_the_others_go_on() -> None:
+    clock = SteppingClock(0)
+    ticker = Ticker(clock)
+    log: list[tuple[str, int]] = []
+
+    class Broken:
+        def on_tick(self) -> None:
+            raise RuntimeError("a bug in one stream")
+
+    ticker.add(Broken())
+    ticker.add(Recorder("ok", log, clock))
+    await run_ticks(ticker, 10)
+    assert len(ticker) == 1 and len(log) >= 10

@@ -142,7 +142,7 @@ async def test_webrtc_connects_and_plays_with_mdns_host_candidates(
         }"""
     )
     assert pair == netns.host_ip
-    await page.wait_for_text("#events", r"ended: done \(200 frames\)")
+    await page.wait_for_text("#events", r"ended: done \(201 frames\)")
 
 
 async def test_websocket_audio_plays_when_webrtc_cannot_connect_without_another_click(
@@ -202,7 +202,7 @@ async def test_a_dropped_connection_resumes_the_session_and_its_speech(
     )
     assert resumed["transport"] == "webrtc" and number(resumed, "audioLevel") > 0.1, resumed
     await hears_440_hz(pulse)
-    await page.wait_for_text("#events", r"ended: done \(250 frames\)", timeout=15)
+    await page.wait_for_text("#events", r"ended: done \(251 frames\)", timeout=15)
 
 
 async def test_refused_audio_is_told_and_one_click_plays_it_with_nothing_lost(
@@ -221,7 +221,7 @@ async def test_refused_audio_is_told_and_one_click_plays_it_with_nothing_lost(
         await page.evaluate("voiceClient.speak('Hello there, 440hz 1s')")
         await page.wait_for_text("#captions", "^Hello there, 440hz 1s$")
         # The server sent it all (it is shorter than the resume window); none of it played.
-        await page.wait_for_text("#events", r"ended: done \(50 frames\)")
+        await page.wait_for_text("#events", r"ended: done \(51 frames\)")
         held = await stats(page)
         assert number(held, "framesPlayed") == 0, held
 
@@ -229,6 +229,6 @@ async def test_refused_audio_is_told_and_one_click_plays_it_with_nothing_lost(
         await page.wait_for_text("#state", "^connected$")
         await page.wait_for_text("#transport", "^WebSocket audio$")
         await hears_440_hz(pulse, seconds=0.5)
-        played = await poll(lambda: stats(page), lambda s: number(s, "framesPlayed") >= 50, 5)
-        assert number(played, "framesPlayed") == 50, played
+        played = await poll(lambda: stats(page), lambda s: number(s, "framesPlayed") >= 51, 5)
+        assert number(played, "framesPlayed") == 51, played
         assert number(played, "overflowFrames") == 0 and number(played, "duplicateFrames") == 0

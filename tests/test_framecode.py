@@ -1,5 +1,7 @@
 """The frame-identifying signal and its decoder: they must see skips and repeats."""
 
+import numpy as np
+
 from tests.framecode import symbols, unwrap
 from voice_rtc.audio import FRAME_BYTES
 from voice_rtc.tts.tone import ToneProvider
@@ -33,3 +35,13 @@ async def test_a_half_frame_at_a_cut_still_counts_as_that_frame() -> None:
     playback = unwrap(symbols(b"".join(played)))
     assert playback.covered == set(range(50)) and not playback.skipped
     assert playback.repeats == [3]
+
+
+async def test_a_frame_played_unclearly_is_told_from_one_skipped() -> None:
+    frames = await framecode_frames(1)
+    noise = (np.random.default_rng(1).normal(0, 8000, 441)).astype("<i2").tobytes()
+    # Frame 10 garbled where it belongs (a decoder warming up); frame 30 not played at all.
+    played = [*frames[:10], noise, *frames[11:30], *frames[31:]]
+    playback = unwrap(symbols(b"".join(played)))
+    assert playback.unclear == [10]
+    assert playback.skipped == [30]

@@ -152,6 +152,10 @@ def declared_labels() -> dict[str, set[str]]:
             }.get(family.type, ("",))
             for suffix in suffixes:
                 labels[family.name + suffix] = names | ({"le"} if suffix == "_bucket" else set())
+    # What is counted in plain ints and exported at scrape time: its series, as exported.
+    for family in metrics.MediaCollector().collect():
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
     return labels
 
 

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from voice_rtc.audio import FRAME_BYTES
+from voice_rtc.opus import PassthroughCodec
 from voice_rtc.playout import (
     EndReason,
     Frame,
@@ -16,6 +17,8 @@ from voice_rtc.playout import (
 from voice_rtc.tts.base import Retract
 from voice_rtc.tts.tone import ToneProvider
 from voice_rtc.utterance import UtteranceClosed
+
+CODEC = PassthroughCodec()  # the playout's logic, exactly: frames stay PCM
 
 
 class ScriptedProvider:
@@ -59,17 +62,19 @@ async def play_all(playout: Playout, limit: int = 10_000) -> list[Frame]:
 
 async def test_frames_are_exact_numbered_and_in_order() -> None:
     events: list[PlayoutEvent] = []
-    playout = Playout(ToneProvider(), events.append)
+    playout = Playout(ToneProvider(), CODEC, events.append)
     first = playout.enqueue("440hz 1s")  # 22050 samples: 50 whole frames
     second = playout.enqueue("660hz 0.51s")  # 11246 samples: 25.5 frames -> 26, last padded
     frames = await play_all(playout)
 
-    assert all(len(f.pcm) == FRAME_BYTES for f in frames)
+    assert all(len(f.packet) == FRAME_BYTES for f in frames)
     assert [f.seq for f in frames] == list(range(76))
     assert [(f.utterance_id, f.index) for f in frames] == [(first, i) for i in range(50)] + [
         (second, i) for i in range(26)
     ]
-    assert frames[-1].pcm[(11246 - 25 * 441) * 2 :] == bytes(FRAME_BYTES - (11246 - 25 * 441) * 2)
+    assert frames[-1].packet[(11246 - 25 * 441) * 2 :] == bytes(
+        FRAME_BYTES - (11246 - 25 * 441) * 2
+    )
     assert events == [
         UtteranceStarted(first, 0, "440hz 1s"),
         UtteranceEnded(first, 50, EndReason.DONE, "440hz 1s"),
@@ -81,21 +86,21 @@ async def test_frames_are_exact_numbered_and_in_order() -> None:
 async def test_the_frames_carry_exactly_what_the_provider_made() -> None:
     provider = ToneProvider()
     expected = b"".join([chunk async for chunk in provider.synthesize("500hz 0.3s")])
-    playout = Playout(provider, lambda _e: None)
+    playout = Playout(provider, CODEC, lambda _e: None)
     playout.enqueue("500hz 0.3s")
     frames = await play_all(playout)
-    assert b"".join(f.pcm for f in frames)[: len(expected)] == expected
+    assert b"".join(f.packet for f in frames)[: len(expected)] == expected
 
 
 async def test_idle_playout_gives_silence() -> None:
-    playout = Playout(ToneProvider(), lambda _e: None)
+    playout = Playout(ToneProvider(), CODEC, lambda _e: None)
     assert playout.next_frame() is None and playout.idle
 
 
 async def test_cancel_drops_the_current_utterance_and_the_queue_and_stops_synthesis() -> None:
     events: list[PlayoutEvent] = []
     provider = ScriptedProvider(chunks=1000)
-    playout = Playout(provider, events.append)
+    playout = Playout(provider, CODEC, events.append)
     current = playout.enqueue("current")
     queued = playout.enqueue("queued")
     for _ in range(5):
@@ -123,7 +128,7 @@ async def test_cancel_drops_the_current_utterance_and_the_queue_and_stops_synthe
 
 async def test_queue_and_buffer_are_bounded() -> None:
     provider = ScriptedProvider(chunks=1000, size=FRAME_BYTES)
-    playout = Playout(provider, lambda _e: None, max_queued=2, max_buffered_frames=40)
+    playout = Playout(provider, CODEC, lambda _e: None, max_queued=2, lookahead_frames=40)
     playout.enqueue("a")
     playout.enqueue("b")
     with pytest.raises(PlayoutFull):
@@ -143,7 +148,7 @@ async def test_queue_and_buffer_are_bounded() -> None:
 
 async def test_a_failing_provider_ends_the_utterance_and_the_next_one_still_plays() -> None:
     events: list[PlayoutEvent] = []
-    playout = Playout(ScriptedProvider(chunks=10, fail_after=4), events.append)
+    playout = Playout(ScriptedProvider(chunks=10, fail_after=4), CODEC, events.append)
     broken = playout.enqueue("broken")
     frames = await play_all(playout)
     assert UtteranceEnded(broken, len(frames), EndReason.FAILED, "broken") in events
@@ -163,7 +168,7 @@ async def test_synthesis_falling_behind_counts_an_underrun() -> None:
             await release.wait()
             yield bytes(FRAME_BYTES)
 
-    playout = Playout(Stalling(), lambda _e: None)
+    playout = Playout(Stalling(), CODEC, lambda _e: None)
     playout.enqueue("x")
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -180,19 +185,32 @@ async def synthesized(playout: Playout) -> None:
 
 
 async def test_rewind_replays_exactly_what_was_not_acknowledged() -> None:
-    playout = Playout(ToneProvider(), lambda _e: None)
+    playout = Playout(ToneProvider(), CODEC, lambda _e: None)
     playout.enqueue("1s")
     await synthesized(playout)
     sent = [playout.next_frame() for _ in range(30)]
     playout.acknowledge(19)  # the listener played 0-19; 20-29 were lost with the transport
     assert playout.rewind() == 10
     rest = await play_all(playout)
-    assert [f.seq for f in rest] == list(range(20, 50))  # nothing skipped, nothing repeated
-    assert rest[:10] == sent[20:]  # the very same frames
+    # First the two frames played last (to warm up a new decoder), marked as played already...
+    assert [(f.seq, f.preroll) for f in rest[:2]] == [(18, True), (19, True)]
+    assert [f.packet for f in rest[:2]] == [f.packet for f in sent[18:20] if f]
+    # ...then every frame from the first one not played: nothing skipped, nothing repeated.
+    assert [f.seq for f in rest[2:]] == list(range(20, 50))
+    assert rest[2:12] == sent[20:]  # the very same frames
+
+
+async def test_no_preroll_when_the_listener_heard_everything_there_was() -> None:
+    playout = Playout(ToneProvider(), CODEC, lambda _e: None)
+    playout.enqueue("0.2s")
+    frames = await play_all(playout)
+    playout.acknowledge(frames[-1].seq)
+    assert playout.rewind() == 0
+    assert playout.next_frame() is None  # a reconnecting idle listener hears nothing again
 
 
 async def test_a_listener_that_stops_acknowledging_gets_silence_after_one_window() -> None:
-    playout = Playout(ToneProvider(), lambda _e: None, resume_window=25)
+    playout = Playout(ToneProvider(), CODEC, lambda _e: None, resume_window=25)
     playout.enqueue("2s")
     await synthesized(playout)
     playout.next_frame()
@@ -205,7 +223,7 @@ async def test_a_listener_that_stops_acknowledging_gets_silence_after_one_window
 
 
 async def test_a_transport_that_never_acknowledges_is_not_held() -> None:
-    playout = Playout(ToneProvider(), lambda _e: None, resume_window=25)
+    playout = Playout(ToneProvider(), CODEC, lambda _e: None, resume_window=25)
     playout.enqueue("2s")
     await synthesized(playout)
     playout.next_frame()
@@ -216,7 +234,7 @@ async def test_a_transport_that_never_acknowledges_is_not_held() -> None:
 
 
 async def test_cancel_forgets_the_unacknowledged_audio_too() -> None:
-    playout = Playout(ToneProvider(), lambda _e: None)
+    playout = Playout(ToneProvider(), CODEC, lambda _e: None)
     playout.enqueue("1s")
     await synthesized(playout)
     for _ in range(10):
@@ -240,7 +258,7 @@ class RecordingProvider(ScriptedProvider):
 async def test_text_streamed_in_pieces_is_spoken_a_sentence_at_a_time_as_it_completes() -> None:
     provider = RecordingProvider()
     events: list[PlayoutEvent] = []
-    playout = Playout(provider, events.append)
+    playout = Playout(provider, CODEC, events.append)
     utterance = playout.enqueue("Hello there. How", final=False)
     await synthesized(playout)
     assert provider.asked == ["Hello there."]  # spoken before the rest of the text exists
@@ -260,7 +278,7 @@ async def test_text_streamed_in_pieces_is_spoken_a_sentence_at_a_time_as_it_comp
 
 async def test_an_open_utterance_holds_the_queue_until_it_is_finished() -> None:
     provider = RecordingProvider()
-    playout = Playout(provider, lambda _e: None)
+    playout = Playout(provider, CODEC, lambda _e: None)
     first = playout.enqueue("One", final=False)
     playout.enqueue("Two.")
     await synthesized(playout)
@@ -277,8 +295,8 @@ async def test_retract_takes_back_audio_not_yet_played() -> None:
             yield Retract(1000)  # the last 1000 bytes were a word cut off
             yield b"\x02" * 1000
 
-    playout = Playout(Retracting(), lambda _e: None)
+    playout = Playout(Retracting(), CODEC, lambda _e: None)
     playout.enqueue("x")
-    pcm = b"".join(f.pcm for f in await play_all(playout))
+    pcm = b"".join(f.packet for f in await play_all(playout))
     assert pcm[:3000] == b"\x01" * 2000 + b"\x02" * 1000
     assert pcm[3000:] == bytes(len(pcm) - 3000)  # then only the padding of the last frame

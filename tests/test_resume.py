@@ -40,16 +40,16 @@ async def played_out(client: VoiceClient, utterance_id: int, quiet_s: float = 1.
     raise AssertionError("audio kept arriving")
 
 
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize(("seed", "codec"), [(11, "pcm_s16le"), (12, "opus")])
 async def test_every_frame_is_played_once_in_order_across_cuts_and_switches(
-    server: RunningServer, seed: int
+    server: RunningServer, seed: int, codec: str
 ) -> None:
-    """12 s of speech; the connection cut 6 times at random points, over WebRTC and WebSocket,
-    and the audio moved between them twice each way. What the listener played is read back
-    frame by frame from the signal itself."""
+    """12 s of speech; the connection cut 6 times at random points, over WebRTC and WebSocket
+    (`codec`), and the audio moved between them twice each way. What the listener played is
+    read back frame by frame from the signal itself."""
     rng = random.Random(seed)
     plan = ["drop", "websocket", "drop", "webrtc", "drop", "websocket"]
-    async with VoiceClient(server.url) as client:
+    async with VoiceClient(server.url, codec=codec) as client:
         utterance = await client.speak("framecode 12s")
         for step in plan:
             await asyncio.sleep(rng.uniform(0.5, 1.4))
@@ -61,8 +61,10 @@ async def test_every_frame_is_played_once_in_order_across_cuts_and_switches(
         await played_out(client, utterance)
     playback = unwrap(symbols(client.recording.pcm))
     print(f"frames repeated at each resume or switch: {playback.repeats}")
+    print(f"frames played where they belong but not clearly: {playback.unclear}")
     assert client.reconnects == 3
     assert playback.skipped == []
+    assert len(playback.unclear) <= 6  # a decoder starting mid-stream, at most a frame a step
     assert playback.covered == set(range(600)), f"missing {set(range(600)) - playback.covered}"
     assert max(playback.repeats, default=0) <= 10, playback.repeats  # <= 200 ms per resume
     assert len(playback.repeats) <= len(plan)
@@ -116,17 +118,21 @@ async def test_resume_token_is_unguessable_and_a_wrong_one_is_refused(
             assert error["code"] == "SESSION_NOT_FOUND"
 
 
-@pytest.mark.parametrize(("codec", "payload_bytes"), [("pcm_s16le", 882), ("mulaw", 441)])
+@pytest.mark.parametrize(
+    ("codec", "payload_bytes"), [("opus", range(40, 160)), ("pcm_s16le", [882]), ("mulaw", [441])]
+)
 async def test_websocket_fallback_streams_paced_audio(
-    server: RunningServer, codec: str, payload_bytes: int
+    server: RunningServer, codec: str, payload_bytes: range | list[int]
 ) -> None:
     async with VoiceClient(server.url, transport="websocket", codec=codec) as client:
         started = time.monotonic()
         await client.say("700hz 2s", tail=0.1)
         elapsed = time.monotonic() - started
     recording = client.recording
-    assert len(recording.frame_ids) == 2 * FRAMES_PER_SECOND
-    assert recording.wire_bytes == len(recording.frame_ids) * (HEADER.size + payload_bytes)
+    frames = len(recording.frame_ids)
+    assert frames == 2 * FRAMES_PER_SECOND + 1  # and the codec's tail
+    payload = (recording.wire_bytes - frames * HEADER.size) / frames
+    assert min(payload_bytes) <= payload <= max(payload_bytes)  # opus: ~4-5 KB/s, not 44
     assert 1.9 < elapsed < 2.6  # paced in real time, not sent in a burst
     assert recording.arrivals[-1] - recording.arrivals[0] == pytest.approx(1.98, abs=0.1)
     assert abs(dominant_frequency(recording.pcm) - 700) < 3
@@ -148,7 +154,8 @@ async def test_barge_in_stops_audio_within_a_frame_and_the_next_utterance_starts
     heard = list(zip(client.recording.frame_ids, client.recording.arrivals, strict=True))
     late = [1 for (_seq, utterance, _i), at in heard if utterance == long and at > cancelled_at]
     assert len(late) <= 1  # the frame already on its way, at most
-    assert [i for (_seq, utterance, i), _at in heard if utterance == following] == list(range(25))
+    following_frames = [i for (_seq, utterance, i), _at in heard if utterance == following]
+    assert following_frames == list(range(26))  # 0.5 s, then the codec's 7 ms tail
 
 
 async def test_server_detaches_a_silent_client_and_a_pinging_one_stays(

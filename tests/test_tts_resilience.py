@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from tests.fake_cartesia import Behaviour, FakeCartesia, word_audio
 from voice_rtc.audio import FRAME_BYTES, FRAME_MS
+from voice_rtc.opus import PassthroughCodec
 from voice_rtc.playout import Playout
 from voice_rtc.tts.breaker import BreakerState, CircuitBreaker
 from voice_rtc.tts.cartesia import CartesiaProvider
@@ -19,6 +20,8 @@ from voice_rtc.tts.resilient import ResilientTTS, RetryPolicy
 SENTENCE = "one two three four five six"
 WORDS = SENTENCE.split()
 FALLBACK_AUDIO = b"\x7f\x00" * 441
+
+CODEC = PassthroughCodec()  # the playout's logic, exactly: frames stay PCM
 
 
 class RecordingFallback:
@@ -74,13 +77,13 @@ async def spoken(tts: ResilientTTS, text: str) -> bytes:
     """Everything the listener gets for `text`, through a real playout taken at the pacer's
     pace: a frame each 20 ms. (Taken faster than real time, it would play audio that a retry
     takes back before the retract could arrive.)"""
-    playout = Playout(tts, lambda _e: None)
+    playout = Playout(tts, CODEC, lambda _e: None)
     playout.enqueue(text)
     pcm = bytearray()
     while not playout.idle:
         frame = playout.next_frame()
         if frame is not None:
-            pcm += frame.pcm
+            pcm += frame.packet
         await asyncio.sleep(FRAME_MS / 1000)
     return bytes(pcm)
 
@@ -99,7 +102,7 @@ async def test_a_good_stream_is_spoken_and_first_audio_comes_before_the_stream_e
 ) -> None:
     fake.plan = [Behaviour(chunk_delay=0.06)]  # slow generation: over a second for the sentence
     measured_before = first_audio_count()
-    playout = Playout(resilient(fake, RecordingFallback()), lambda _e: None)
+    playout = Playout(resilient(fake, RecordingFallback()), CODEC, lambda _e: None)
     started = time.monotonic()
     playout.enqueue(SENTENCE)
     for _ in range(1000):  # pull as the pacer would

@@ -16,7 +16,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import AudioFrame, AudioResampler
 
 from .audio import CHANNELS, SAMPLE_RATE, SAMPLE_WIDTH
-from .transports.websocket import unpack
+from .opus import FrameDecoder
+from .transports.websocket import Codec, pcm_of, unpack
 
 
 @dataclass
@@ -42,15 +43,24 @@ class Listener:
         self.recording = Recording()
         self.transport_id = 0  # the transport now playing, as the server named it
         self.played: dict[str, int] = {}  # the position to report; empty until something plays
+        self._decoder: FrameDecoder | None = None  # for an Opus WebSocket stream
+        self.last_seq = -1  # of the last WebSocket frame played
 
     def new_transport(self) -> None:
         """What the old transport played has been reported: positions are the next one's."""
         self.played = {}
+        self._decoder = None
 
     def play_websocket_frame(self, data: bytes) -> None:
         frame = unpack(data)
+        if frame.codec is Codec.OPUS and self._decoder is None:
+            self._decoder = FrameDecoder()
+        pcm = pcm_of(frame, self._decoder)
+        if frame.warm_up or frame.seq <= self.last_seq:
+            return  # played already: sent again to warm the decoder up, or replayed
+        self.last_seq = frame.seq
         self.recording.arrivals.append(time.monotonic())
-        self.recording.pcm += frame.pcm
+        self.recording.pcm += pcm
         self.recording.frame_ids.append((frame.seq, frame.utterance_id, frame.index))
         self.recording.wire_bytes += len(data)
         self.played = {"transport_id": self.transport_id, "seq": frame.seq}

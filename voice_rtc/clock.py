@@ -1,18 +1,27 @@
-"""Drift-free pacing: frame n is due at t0 + n * period on a monotonic clock.
+"""Drift-free pacing: frame n is due at t0 + n * period on a monotonic clock, and the process's
+one clock (`Ticker`) that hands every stream its next frame on that grid.
 
 Deadlines are computed from the frame count in integer nanoseconds, never by adding periods to
 the previous wake-up, so sleeping late never shifts the schedule: after a stall the pacer emits
 the overdue frames at once (at most `max_burst` extra; beyond that it skips ahead, delaying audio
 rather than dropping it, since a skipped slot carries no frame) and is back on the grid.
+
+One clock for every session, not a sleeping coroutine per stream: a tick costs one timer however
+many listeners there are, and every stream's frame n leaves in the same pass.
 """
 
 import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from . import metrics
 from .audio import FRAME_NS
+
+log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
@@ -54,6 +63,7 @@ class Pacer:
         self._late_after_ns = late_after_ns
         self._t0_ns: int | None = None
         self._slot = 0
+        self.deadline: int = 0  # of the frame the last tick released
         self.stats = PacerStats()
 
     def deadline_ns(self, slot: int) -> int:
@@ -76,10 +86,68 @@ class Pacer:
             skip = overdue_slots - self._max_burst
             self._slot += skip
             self.stats.skipped += skip
-            metrics.PACING_SKIPPED.inc(skip)
+            metrics.COUNTERS.pacing_skipped += skip
             lateness -= skip * self._period_ns
         if lateness > self._late_after_ns:
             self.stats.late += 1
         self.stats.ticks += 1
+        self.deadline = self.deadline_ns(self._slot)
         self._slot += 1
         return lateness
+
+
+class Stream(Protocol):
+    def on_tick(self) -> None:
+        """Send this slot's frame now (or nothing). Must not block: it runs inside the tick."""
+
+
+class Ticker:
+    """The process's one 20 ms clock. Each tick calls every subscribed stream's `on_tick`, in
+    the order they subscribed, then measures how late the last of their frames left."""
+
+    def __init__(self, clock: Clock | None = None, max_burst: int = 5) -> None:
+        self._pacer = Pacer(clock or MonotonicClock(), max_burst=max_burst)
+        self._clock = clock or MonotonicClock()
+        self._streams: dict[int, Stream] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.on_lateness: Callable[[float], None] = lambda _seconds: None
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def add(self, stream: Stream) -> None:
+        self._streams[id(stream)] = stream
+
+    def discard(self, stream: Stream) -> None:
+        self._streams.pop(id(stream), None)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ticker")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._pacer.tick()
+            deadline = self._pacer.deadline
+            for stream in list(self._streams.values()):
+                try:
+                    stream.on_tick()
+                except Exception:
+                    log.exception("stream_tick_failed")
+                    self.discard(stream)
+            # WebRTC senders run right after this tick's callbacks: a callback queued behind
+            # them sees when the last frame of the tick really left.
+            loop.call_soon(self._record, deadline)
+
+    def _record(self, deadline_ns: int) -> None:
+        lateness_s = (self._clock.now_ns() - deadline_ns) / 1e9
+        metrics.PACING_LATENESS.observe(lateness_s)
+        self.on_lateness(lateness_s)

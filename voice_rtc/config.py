@@ -22,6 +22,7 @@ SECRET_ENV = {
     "jwt_secret": "VOICE_RTC_JWT_SECRET",
 }
 TRANSPORTS = ("auto", "webrtc", "websocket")
+SILENCE_MODES = ("dtx", "packet")
 
 
 class SettingsError(ValueError):
@@ -62,8 +63,15 @@ class Settings:
     limit_chars_per_minute: int = 6000
     limit_telemetry_events_per_minute: int = 600
     limit_sessions_per_user: int = 5
-    # One process paces on one core; the benchmark holds 20 sessions there with headroom.
-    max_sessions: int = 20
+    # An upper bound only: a process refuses sessions sooner when its measured load says so.
+    max_sessions: int = 1000
+    admission_loop_percent: float = 75.0
+    admission_lateness_ms: float = 10.0
+    opus_bitrate: int = 32000
+    opus_complexity: int = 5
+    opus_fec: bool = True
+    silence: str = "dtx"
+    lookahead_ms: int = 5000
     max_queued_utterances: int = 16
     max_text_chars: int = 2000
     max_message_bytes: int = 65536
@@ -157,6 +165,18 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 problems.append(f"{name} must be positive")
+        if not 6000 <= self.opus_bitrate <= 128000:
+            problems.append("opus_bitrate must be in 6000-128000 (bits per second)")
+        if not 0 <= self.opus_complexity <= 10:
+            problems.append("opus_complexity must be in 0-10")
+        if self.silence not in SILENCE_MODES:
+            problems.append(f"silence {self.silence!r} is not one of {', '.join(SILENCE_MODES)}")
+        if not 200 <= self.lookahead_ms <= 60_000:
+            problems.append("lookahead_ms must be in 200-60000")
+        if not 10 <= self.admission_loop_percent <= 100:
+            problems.append("admission_loop_percent must be in 10-100")
+        if self.admission_lateness_ms <= 0:
+            problems.append("admission_lateness_ms must be positive")
         if not 0 < self.fallback_loss_percent <= 100:
             problems.append("fallback_loss_percent must be in (0, 100]")
         if self.max_message_bytes < 1024 or self.max_sdp_bytes < 1024:
@@ -236,7 +256,14 @@ HELP = {
     "limit_chars_per_minute": "characters of text a user may send per minute",
     "limit_telemetry_events_per_minute": "telemetry events a user may send per minute",
     "limit_sessions_per_user": "sessions a user may have open at once",
-    "max_sessions": "sessions open at once on this process",
+    "max_sessions": "sessions open at once on this process, at most (measured load may say less)",
+    "admission_loop_percent": "refuse new sessions (SERVER_BUSY) when the event loop is this busy",
+    "admission_lateness_ms": "...or when the clock's ticks leave this late (p99 over 2 s)",
+    "opus_bitrate": "Opus bitrate for speech, bits per second",
+    "opus_complexity": "Opus encoder complexity, 0 (cheapest) to 10 (best)",
+    "opus_fec": "Opus in-band forward error correction",
+    "silence": "dtx (send next to nothing while silent) or packet (a silent packet every 20 ms)",
+    "lookahead_ms": "speech synthesized and encoded ahead of playback, at most",
     "max_queued_utterances": "utterances queued per session",
     "max_text_chars": "characters in one speak request",
     "max_message_bytes": "bytes in one signaling message",

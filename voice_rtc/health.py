@@ -27,13 +27,16 @@ def health_routes(
 
     async def ready(_request: web.Request) -> web.Response:
         redis_ok = await limits.healthy() if limits.shared else None
+        full = sessions.room()
         if sessions.draining:
             status = "draining"
-        elif sessions.full:
+        elif full:
             status = "full"
         else:
             status = "ready" if redis_ok is not False else "redis_unavailable"
-        body = {"status": status, "sessions": len(sessions), "tts": tts.status()}
+        body: dict[str, object] = {"status": status, "sessions": len(sessions), "tts": tts.status()}
+        if full:
+            body["full"] = full  # max_sessions, or the measured load: late, busy
         if redis_ok is not None:
             body["redis"] = "ok" if redis_ok else "unavailable"
         return web.json_response(body, status=200 if status == "ready" else 503)

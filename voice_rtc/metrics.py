@@ -2,9 +2,18 @@
 
 Names carry their unit and counters end in `_total`. Labels take few values (transport, kind,
 provider, code, reason, outcome): never a session, user or utterance id.
+
+What happens per frame (thousands of times a second) is counted in plain ints (`COUNTERS`) and
+turned into metrics only when /metrics is scraped, so counting costs an addition, not a lock and
+a label lookup.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 # Sessions and transports
 ACTIVE_SESSIONS = Gauge(
@@ -35,22 +44,13 @@ ERRORS = Counter(
 )
 
 # Audio
-FRAMES_SENT = Counter(
-    "voice_rtc_audio_frames_sent_total",
-    "20 ms audio frames sent to listeners, by transport and kind (speech, silence)",
-    ["transport", "kind"],
-)
 PACING_LATENESS = Histogram(
     "voice_rtc_pacing_lateness_seconds",
-    "How late each frame left the pacer after its deadline",
+    "How late the last frame of each 20 ms tick left after the tick's deadline",
     buckets=(
         *(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02),
         *(0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.25, 1.0),
     ),
-)
-PACING_SKIPPED = Counter(
-    "voice_rtc_pacing_skipped_slots_total",
-    "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, not lost",
 )
 CLIENT_UNDERRUNS = Counter(
     "voice_rtc_client_underruns_total",
@@ -99,8 +99,52 @@ def start(version: str, max_sessions: int) -> None:
     for transport in ("webrtc", "websocket", "none"):
         ACTIVE_SESSIONS.labels(transport)
     for transport in ("webrtc", "websocket"):
-        for kind in ("speech", "silence"):
-            FRAMES_SENT.labels(transport, kind)
         CLIENT_UNDERRUNS.labels(transport)
     for outcome in ("resumed", "session_not_found"):
         RECONNECTS.labels(outcome)
+
+
+TRANSPORTS = ("webrtc", "websocket")
+FRAME_KINDS = ("speech", "silence")
+
+
+@dataclass
+class MediaCounters:
+    """The per-frame counts, as plain ints; `MediaCollector` exports them at scrape time."""
+
+    frames: dict[tuple[str, str], int] = field(
+        default_factory=lambda: {(t, k): 0 for t in TRANSPORTS for k in FRAME_KINDS}
+    )
+    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRANSPORTS, 0))
+    pacing_skipped: int = 0
+
+
+COUNTERS = MediaCounters()
+
+
+class MediaCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        frames = CounterMetricFamily(
+            "voice_rtc_audio_frames_sent",
+            "20 ms audio frames sent to listeners, by transport and kind (speech, silence)",
+            labels=["transport", "kind"],
+        )
+        for (transport, kind), count in COUNTERS.frames.items():
+            frames.add_metric([transport, kind], count)
+        sent = CounterMetricFamily(
+            "voice_rtc_audio_bytes_sent",
+            "Bytes of audio payload sent to listeners, by transport (headers not counted)",
+            labels=["transport"],
+        )
+        for transport, count in COUNTERS.bytes.items():
+            sent.add_metric([transport], count)
+        skipped = CounterMetricFamily(
+            "voice_rtc_pacing_skipped_slots",
+            "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, "
+            "not lost",
+        )
+        skipped.add_metric([], COUNTERS.pacing_skipped)
+        yield from (frames, sent, skipped)
+
+
+REGISTRY.register(MediaCollector())

@@ -1,9 +1,10 @@
 """A session's queue of utterances, turned into numbered 20 ms frames, and its playback cursor.
 
-One synthesis task (owned here) runs the TTS provider for the queued utterances in order and
-re-chunks its output into exact frames, staying at most `max_buffered_frames` ahead of playback.
-The pacer pulls with `next_frame()`, which never waits: `None` means "play silence now" (idle,
-or synthesis has not caught up).
+One synthesis task (owned here) runs the TTS provider for the queued utterances in order,
+re-chunks its output into exact frames and encodes them at once (a batch per chunk of audio,
+off the event loop), so what waits ahead of playback is kept encoded: a few KB a second. It
+stays at most `lookahead_frames` ahead of playback. The clock pulls with `next_frame()`, which
+never waits: `None` means "nothing to play now" (idle, or synthesis has not caught up).
 
 Frames handed out stay here until the listener acknowledges it has played them, so that after a
 transport drops, `rewind()` hands out again exactly what it missed. Once a listener acknowledges,
@@ -15,16 +16,25 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from . import metrics
-from .audio import Reframer
+from .audio import FRAME_BYTES, SAMPLE_WIDTH, Reframer
+from .opus import Codec, FrameEncoder
 from .tts.base import Retract, TTSProvider
 from .utterance import Utterance, UtteranceClosed
 
 log = logging.getLogger(__name__)
+
+BATCH_FRAMES = 25  # frames encoded per call: 0.5 s of audio, a few ms of work off the loop
+RETRACT_FRAMES = 25  # audio kept as PCM after encoding, for a provider taking back a word
+# A decoder that starts in the middle of a stream garbles its first frame or two (Opus keeps
+# state between frames). After a rewind the new transport first gets the two frames the
+# listener played last: they warm its decoder up, and a listener that knows it played them
+# (WebSocket audio carries seqs) decodes them without playing them.
+PREROLL_FRAMES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +42,8 @@ class Frame:
     seq: int  # session-wide, counts every speech frame handed out
     utterance_id: int
     index: int  # position within its utterance
-    pcm: bytes
+    packet: bytes  # the frame, encoded by the playout's codec
+    preroll: bool = False  # played already: sent again to warm a new decoder up
 
 
 class EndReason(StrEnum):
@@ -63,20 +74,41 @@ class PlayoutFull(Exception):
     """The utterance queue is at its bound."""
 
 
+class _Encoding:
+    """One utterance's way from PCM chunks to packets: the re-chunker, the encoder stream, and
+    the PCM of the newest frames (a provider may take back audio it already handed over)."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        self.reframer = Reframer()
+        self.stream: FrameEncoder = codec.new_stream()
+        self.recent_pcm: deque[bytes] = deque(maxlen=RETRACT_FRAMES)
+
+    async def encode(self, frames: Sequence[bytes]) -> list[bytes]:
+        self.recent_pcm.extend(frames)
+        return await self.codec.encode(self.stream, frames)
+
+    def restart(self) -> None:
+        """Audio it already coded was taken back: its state no longer matches the stream."""
+        self.stream = self.codec.new_stream()
+
+
 class Playout:
     def __init__(
         self,
         tts: TTSProvider,
+        codec: Codec,
         on_event: Callable[[PlayoutEvent], None],
         max_queued: int = 16,
-        max_buffered_frames: int = 1500,  # 30 s of audio ahead of playback
+        lookahead_frames: int = 250,  # 5 s of audio encoded ahead of playback
         resume_window: int = 150,  # 3 s of audio sent but not yet acknowledged
         max_pending_chars: int = 8000,  # text of an open utterance waiting to be spoken
     ) -> None:
         self._tts = tts
+        self._codec = codec
         self._on_event = on_event
         self._max_queued = max_queued
-        self._max_buffered_frames = max_buffered_frames
+        self._lookahead_frames = lookahead_frames
         self._max_pending_chars = max_pending_chars
         self._queue: deque[Utterance] = deque()
         self._next_id = 1
@@ -87,6 +119,7 @@ class Playout:
         self._resume_window = resume_window
         self._unacknowledged: deque[Frame] = deque()  # handed out, not known to be played
         self._replay: deque[Frame] = deque()  # to hand out again, after a rewind
+        self._played: deque[Frame] = deque(maxlen=PREROLL_FRAMES)  # acknowledged last
         self._acknowledging = False  # the current transport reports what the listener played
         self.underruns = 0
         self.held = 0  # ticks of silence because the listener stopped acknowledging
@@ -126,6 +159,7 @@ class Playout:
         self._buffered = 0
         self._unacknowledged.clear()
         self._replay.clear()
+        self._played.clear()
         for utterance in cancelled:
             self._end(utterance, EndReason.CANCELLED)
         return [u.id for u in cancelled]
@@ -142,9 +176,12 @@ class Playout:
     def acknowledge(self, seq: int, by_current_transport: bool = True) -> None:
         """The listener has played every frame up to and including `seq`."""
         self._acknowledging |= by_current_transport
-        for frames in (self._unacknowledged, self._replay):
-            while frames and frames[0].seq <= seq:
-                frames.popleft()
+        while self._unacknowledged and self._unacknowledged[0].seq <= seq:
+            frame = self._unacknowledged.popleft()
+            if not frame.preroll:
+                self._played.append(frame)
+        while self._replay and self._replay[0].seq <= seq:
+            self._replay.popleft()
 
     def rewind(self) -> int:
         """Hand out again every frame not acknowledged, before anything new; returns how many.
@@ -155,7 +192,23 @@ class Playout:
         self._replay.extendleft(reversed(self._unacknowledged))
         self._unacknowledged.clear()
         self._acknowledging = False
-        return len(self._replay)
+        replayed = len(self._replay)
+        if self._played and self._continues(self._played[-1]):
+            self._replay.extendleft(replace(f, preroll=True) for f in reversed(self._played))
+        return replayed
+
+    def _continues(self, played: Frame) -> bool:
+        """Is the next frame to hand out the one right after `played`, in its utterance?"""
+        if self._replay:
+            following = self._replay[0]
+            return (following.utterance_id, following.index) == (
+                played.utterance_id,
+                played.index + 1,
+            )
+        head = self._queue[0] if self._queue else None
+        return (
+            head is not None and head.id == played.utterance_id and head.played == played.index + 1
+        )
 
     def _remember(self, frame: Frame) -> Frame:
         self._unacknowledged.append(frame)
@@ -186,12 +239,13 @@ class Playout:
         self._on_event(UtteranceEnded(utterance.id, utterance.played, reason, utterance.text))
 
     def _play(self, utterance: Utterance) -> Frame:
-        pcm = utterance.frames.popleft()
+        packet = utterance.frames.popleft()
         self._buffered -= 1
-        self._room.set()
+        if self._buffered < self._lookahead_frames:
+            self._room.set()
         if utterance.played == 0:
             self._on_event(UtteranceStarted(utterance.id, self._seq, utterance.text))
-        frame = Frame(self._seq, utterance.id, utterance.played, pcm)
+        frame = Frame(self._seq, utterance.id, utterance.played, packet)
         self._seq += 1
         utterance.played += 1
         return frame
@@ -207,50 +261,66 @@ class Playout:
             await self._synthesize(pending)
 
     async def _synthesize(self, utterance: Utterance) -> None:
-        reframer = Reframer()
-        first_request: float | None = None  # when the first sentence went to the provider
-        heard_first_audio = False
+        encoding = _Encoding(self._codec)
         try:
-            async for sentence in utterance.sentences():
-                if first_request is None:
-                    first_request = time.monotonic()
-                async for item in self._tts.synthesize(sentence):
-                    if isinstance(item, Retract):
-                        self._retract(utterance, reframer, item.byte_count)
-                        continue
-                    if not heard_first_audio:
-                        heard_first_audio = True
-                        metrics.TTS_FIRST_AUDIO.labels(self._tts.name).observe(
-                            time.monotonic() - first_request
-                        )
-                    for frame in reframer.push(item):
-                        await self._wait_for_room()
-                        self._append(utterance, frame)
+            try:
+                await self._speak(utterance, encoding)
+            except Exception:
+                log.exception("tts_failed", extra={"utterance_id": utterance.id})
+                utterance.failed = True  # play what was made; the end event says it failed
+            # Silence after the audio for the codec's look-ahead, so its end reaches a packet.
+            tail = bytes(self._codec.delay_samples * SAMPLE_WIDTH)
+            frames = [*encoding.reframer.push(tail), *encoding.reframer.flush()]
+            await self._encode(utterance, encoding, frames)
         except Exception:
-            log.exception("tts_failed", extra={"utterance_id": utterance.id})
-            utterance.failed = True  # play what was made; the end event says it failed
+            log.exception("encoding_failed", extra={"utterance_id": utterance.id})
+            utterance.failed = True
         finally:
             utterance.synthesized = True
-        for frame in reframer.flush():
-            self._append(utterance, frame)
 
-    def _append(self, utterance: Utterance, frame: bytes) -> None:
-        utterance.frames.append(frame)
-        self._buffered += 1
+    async def _speak(self, utterance: Utterance, encoding: _Encoding) -> None:
+        first_request: float | None = None  # when the first sentence went to the provider
+        heard_first_audio = False
+        async for sentence in utterance.sentences():
+            if first_request is None:
+                first_request = time.monotonic()
+            async for item in self._tts.synthesize(sentence):
+                if isinstance(item, Retract):
+                    self._retract(utterance, encoding, item.byte_count)
+                    continue
+                if not heard_first_audio:
+                    heard_first_audio = True
+                    metrics.TTS_FIRST_AUDIO.labels(self._tts.name).observe(
+                        time.monotonic() - first_request
+                    )
+                await self._encode(utterance, encoding, list(encoding.reframer.push(item)))
+                await self._wait_for_room()
 
-    def _retract(self, utterance: Utterance, reframer: Reframer, byte_count: int) -> None:
+    async def _encode(self, utterance: Utterance, encoding: _Encoding, frames: list[bytes]) -> None:
+        """Encode in batches, each playable as soon as it is done."""
+        for start in range(0, len(frames), BATCH_FRAMES):
+            for packet in await encoding.encode(frames[start : start + BATCH_FRAMES]):
+                utterance.frames.append(packet)
+                self._buffered += 1
+
+    def _retract(self, utterance: Utterance, encoding: _Encoding, byte_count: int) -> None:
         """Take back the newest `byte_count` bytes of audio, as far as none of it was played."""
-        left = byte_count - reframer.retract(byte_count)
-        while left > 0 and utterance.frames:
-            frame = utterance.frames.pop()
+        left = byte_count - encoding.reframer.retract(byte_count)
+        taken = 0
+        while left > 0 and utterance.frames and encoding.recent_pcm:
+            utterance.frames.pop()
             self._buffered -= 1
-            keep = max(0, len(frame) - left)
-            left -= len(frame) - keep
-            reframer.restore(frame[:keep])
+            pcm = encoding.recent_pcm.pop()
+            keep = max(0, FRAME_BYTES - left)
+            left -= FRAME_BYTES - keep
+            encoding.reframer.restore(pcm[:keep])
+            taken += 1
+        if taken:
+            encoding.restart()
         if left:
             log.warning("retract_too_late", extra={"utterance_id": utterance.id, "bytes": left})
 
     async def _wait_for_room(self) -> None:
-        while self._buffered >= self._max_buffered_frames:
+        while self._buffered >= self._lookahead_frames:
             self._room.clear()
             await self._room.wait()

@@ -17,6 +17,8 @@ from typing import Protocol
 
 from . import metrics
 from .limits import Limits
+from .load import ROOM, LoadMonitor
+from .opus import Codec
 from .playout import Frame, Playout, PlayoutEvent
 from .tts.base import TTSProvider
 
@@ -52,7 +54,9 @@ class Controller(Protocol):
 
 
 class SessionLimitReached(Exception):
-    pass
+    def __init__(self, detail: str, retry_after_s: float) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class Draining(Exception):
@@ -176,12 +180,18 @@ class SessionRegistry:
     def __init__(
         self,
         tts: TTSProvider,
+        codec: Codec,
         limits: Limits,
         max_sessions: int,
         max_queued_utterances: int,
         resume_window_frames: int = 150,
+        lookahead_frames: int = 250,
+        load: LoadMonitor | None = None,
     ) -> None:
         self._tts = tts
+        self._load = load
+        self._codec = codec
+        self._lookahead_frames = lookahead_frames
         self._limits = limits
         self._max_sessions = max_sessions
         self._max_queued_utterances = max_queued_utterances
@@ -195,7 +205,14 @@ class SessionRegistry:
 
     @property
     def full(self) -> bool:
-        return len(self._sessions) >= self._max_sessions
+        return self.room() != ""
+
+    def room(self) -> str:
+        """Why this process takes no new session now ("" if it does): at its bound of
+        sessions, or its measured load ("late", "busy")."""
+        if len(self._sessions) >= self._max_sessions:
+            return "max_sessions"
+        return self._load.check().reason if self._load else ""
 
     def begin_drain(self) -> None:
         """Take no new sessions from now on; the ones open may finish what they are saying."""
@@ -219,14 +236,20 @@ class SessionRegistry:
         """A new session for `user_id`; raises Draining, SessionLimitReached or RateLimited."""
         if self.draining:
             raise Draining("the server is shutting down")
-        if self.full:
-            raise SessionLimitReached(f"{self._max_sessions} sessions are already open")
+        if len(self._sessions) >= self._max_sessions:
+            raise SessionLimitReached(f"{self._max_sessions} sessions are already open", 10.0)
+        verdict = self._load.admit() if self._load else ROOM
+        if verdict is not ROOM:
+            detail = f"this server is at capacity ({verdict.reason}); try again later"
+            raise SessionLimitReached(detail, verdict.retry_after_s)
 
         def playout(on_event: Callable[[PlayoutEvent], None]) -> Playout:
             return Playout(
                 self._tts,
+                self._codec,
                 on_event,
                 max_queued=self._max_queued_utterances,
+                lookahead_frames=self._lookahead_frames,
                 resume_window=self._resume_window_frames,
             )
 

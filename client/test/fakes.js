@@ -4,14 +4,21 @@ import { HEADER_BYTES } from '../audio-frame.js';
 /**
  * A binary WebSocket audio message, as the server packs it.
  * @param {{codec?: number, seq?: number, utterance?: number, index?: number,
- *   payload?: Uint8Array}} fields
+ *   payload?: Uint8Array, warmUp?: boolean}} fields
  */
-export function audioMessage({ codec = 0, seq = 0, utterance = 1, index = 0, payload }) {
+export function audioMessage({
+  codec = 0,
+  seq = 0,
+  utterance = 1,
+  index = 0,
+  payload,
+  warmUp = false,
+}) {
   const bytes = payload ?? new Uint8Array(codec === 0 ? 882 : codec === 1 ? 441 : 60);
   const message = new ArrayBuffer(HEADER_BYTES + bytes.length);
   const view = new DataView(message);
   view.setUint8(0, 1);
-  view.setUint8(1, codec);
+  view.setUint8(1, codec | (warmUp ? 0x80 : 0));
   view.setUint32(2, seq);
   view.setUint32(6, utterance);
   view.setUint32(10, index);

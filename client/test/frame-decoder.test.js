@@ -134,3 +134,26 @@ test('a burst of frames (a resumed session replays 3 s at once) is decoded whole
   FakeAudioDecoder.instances[0].flushOutput();
   assert.equal(frames.length, 150);
 });
+
+test('warm-up frames (after a resume) go through the decoder, and no further', () => {
+  const frames = [];
+  const decoder = new FrameDecoder((frame) => frames.push(frame), webCodecs);
+  for (const [seq, warmUp] of [
+    [40, true],
+    [41, true],
+    [42, false],
+  ]) {
+    const message = audioMessage({ codec: 2, seq, warmUp });
+    const header = readHeader(message);
+    assert.equal(header.codec, 2);
+    assert.equal(header.warmUp, warmUp);
+    decoder.decode(message, header);
+  }
+  const [opus] = FakeAudioDecoder.instances;
+  assert.equal(opus.chunks.length, 3); // all decoded, in order: the decoder's state follows them
+  opus.flushOutput();
+  assert.deepEqual(
+    frames.map((frame) => frame.seq),
+    [42],
+  );
+});

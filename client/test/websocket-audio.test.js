@@ -107,3 +107,19 @@ test('closed, it takes no more frames', () => {
   audio.receive(audioMessage({ seq: 1 }));
   assert.deepEqual(output.frames, []);
 });
+
+test('warm-up frames count as nothing: not played, not arrived', () => {
+  const audio = transport('opus');
+  audio.transportId = 1;
+  audio.receive(audioMessage({ codec: 2, seq: 9, warmUp: true }));
+  assert.equal(audio.position(), null); // captions only: a warm-up is no news of playback
+  const output = new FakeOutput();
+  audio.play(output);
+  audio.receive(audioMessage({ codec: 2, seq: 9, warmUp: true }));
+  audio.receive(audioMessage({ codec: 2, seq: 10 }));
+  FakeAudioDecoder.instances[0].flushOutput();
+  assert.deepEqual(
+    output.frames.map((frame) => frame.seq),
+    [10],
+  );
+});

@@ -1,6 +1,7 @@
 /**
  * @typedef {object} FrameHeader
- * @property {number} codec the codec byte (CODECS)
+ * @property {number} codec the codec (CODECS)
+ * @property {boolean} warmUp played already: for the decoder only
  * @property {number} seq the session's frame number: what is reported as played
  * @property {number} utterance the utterance id
  * @property {number} index the frame's position within its utterance
@@ -34,6 +35,10 @@ export function decodeSamples(message: ArrayBuffer, codec: number): Float32Array
  * WebSocket fallback audio frames (signaling/PROTOCOL.md, "WebSocket audio"): a 14-byte
  * big-endian header, then 20 ms of mono audio: 22050 Hz s16le PCM or G.711 mu-law, or one
  * Opus packet (RFC 6716), which decodes to 48 kHz.
+ *
+ * Bit 7 of the codec byte marks a warm-up frame: after a resume an Opus stream starts with up to
+ * two frames the listener played already, for a new decoder to start in step with the stream
+ * (Opus carries state from frame to frame). They are decoded, not played.
  */
 export const HEADER_BYTES: 14;
 export namespace CODECS {
@@ -45,9 +50,13 @@ export namespace CODECS {
 export const PCM_RATE: 22050;
 export type FrameHeader = {
     /**
-     * the codec byte (CODECS)
+     * the codec (CODECS)
      */
     codec: number;
+    /**
+     * played already: for the decoder only
+     */
+    warmUp: boolean;
     /**
      * the session's frame number: what is reported as played
      */

@@ -1,19 +1,33 @@
 """WebRTC transport: an aiortc peer connection playing a session's frames to one listener.
 
-aiortc's sender pulls `recv()` from our track as fast as it returns; the track waits for each
-20 ms deadline of its pacer, so the track sets the pace and aiortc encodes (Opus), packetizes and
-sends. RTP, ICE and DTLS handle jitter, loss and NAT from there.
+The session's frames are Opus packets already (encoded once, as they were synthesized). The
+process's one clock (`Ticker`) hands the track each 20 ms slot's packet; aiortc's sender, which
+pulls `recv()` in a loop, gets an `av.Packet` and only packs it into RTP: no encoder, no
+resampler, no audio-level loop. The packet's pts is the slot number, so its RTP timestamp is
+origin + 960 * slot exactly, and a played RTP timestamp names the frame that was played.
+
+Silence costs nothing to make: the slot's packet is a cached silent one (`silence=packet`), or,
+with `silence=dtx`, as Opus DTX does: a few silent packets right after speech (the listener's
+decoder settles on silence, and a jitter buffer that holds packets back, like aiortc's four, lets
+the last of the speech out), then nothing but a one-byte DTX packet every 400 ms. Browsers know
+a packet of two bytes or less for DTX: they play comfort silence and do not count the gaps as
+losses, so speech after a long silence starts cleanly.
 """
 
+from __future__ import annotations
+
+import asyncio
 import bisect
-import fractions
 import logging
 import re
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Protocol
 
 import aioice.ice
+import av
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -21,22 +35,34 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaBlackhole
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
-from av import AudioFrame
+from av.stream import Stream
 
 from .. import metrics
-from ..audio import FRAME_SAMPLES, SAMPLE_RATE, SILENT_FRAME
-from ..clock import Clock, MonotonicClock, Pacer
+from ..audio import FRAME_SAMPLES
+from ..clock import Ticker
+from ..opus import RTP_CLOCK_RATE, TIME_BASE
 from ..playout import Frame
 from ..session import PlayedPosition
 
 log = logging.getLogger(__name__)
 
-TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
-RTP_TICKS_PER_FRAME = 960  # Opus RTP runs at 48 kHz whatever the audio's rate
+RTP_TICKS_PER_FRAME: Final = RTP_CLOCK_RATE // 50  # 960: Opus RTP runs at 48 kHz
+DTX_KEEPALIVE_SLOTS: Final = 20  # a packet every 400 ms while silent, as Opus DTX sends
+DTX_TRAILING_SLOTS: Final = 5  # silent packets right after speech
+MAX_DUE: Final = 8  # packets waiting for aiortc's sender; past it the track holds its frames
 _all_host_addresses = aioice.ice.get_host_addresses
+
+
+def dtx_packet(silent_packet: bytes) -> bytes:
+    """An Opus packet with no frame data: just the TOC byte of our stream, "nothing to say"."""
+    return bytes([silent_packet[0] & 0xFC])  # code 0: one frame (here of zero bytes)
+
+
+class Silence(StrEnum):
+    PACKET = "packet"  # a cached silent packet every 20 ms: a steady stream, like a microphone
+    DTX = "dtx"  # discontinuous transmission: next to nothing while there is nothing to say
 
 
 def use_host_addresses(addresses: Sequence[str] | None) -> None:
@@ -73,80 +99,161 @@ class InvalidOffer(ValueError):
     pass
 
 
-class PlayoutTrack(AudioStreamTrack):
-    """Returns the source's next frame at each 20 ms deadline; silence when nothing is queued.
+@dataclass(slots=True)
+class _Run:
+    """Speech frames sent in consecutive slots with consecutive seqs: slot -> seq is a line."""
 
-    Silence keeps the RTP stream live, which keeps NAT bindings open and the listener's jitter
-    buffer primed, so speech starts without a glitch. The track remembers which speech frame it
-    sent as its n-th frame, so a listener's played RTP timestamp can be turned into a frame seq.
+    first_slot: int
+    first_seq: int
+    length: int
+
+
+class SentFrames:
+    """Which speech frame went out in which slot, for the last `memory` runs of them: what
+    maps a listener's played RTP timestamp back to a frame. Runs, not a pair per frame, because
+    speech comes in long stretches: a few dozen bytes per utterance instead of per frame."""
+
+    def __init__(self, memory: int = 64) -> None:
+        self._runs: deque[_Run] = deque(maxlen=memory)
+
+    def add(self, slot: int, seq: int) -> None:
+        last = self._runs[-1] if self._runs else None
+        if last and slot == last.first_slot + last.length and seq == last.first_seq + last.length:
+            last.length += 1
+        else:
+            self._runs.append(_Run(slot, seq, 1))
+
+    def last_seq_at(self, slot: int) -> int | None:
+        """The seq of the last speech frame sent in `slot` or before it."""
+        i = bisect.bisect_right(self._runs, slot, key=lambda run: run.first_slot)
+        if i == 0:
+            return None
+        run = self._runs[i - 1]
+        return run.first_seq + min(slot - run.first_slot, run.length - 1)
+
+
+class PacketTrack(MediaStreamTrack):
+    """An audio track of pre-encoded packets, one per 20 ms slot of the process's clock.
+
+    It joins the clock when aiortc's sender first asks for a packet (the connection is up) and
+    leaves it when stopped. Slot n's packet has pts n * 441 (a 1/22050 time base): the RTP
+    timestamp of slot n is origin + 960 n.
     """
 
-    def __init__(self, source: FrameSource, clock: Clock | None = None, memory: int = 600) -> None:
+    kind = "audio"
+
+    def __init__(
+        self, source: FrameSource, ticker: Ticker, silent_packet: bytes, silence: Silence
+    ) -> None:
         super().__init__()
         self._source = source
-        self._pacer = Pacer(clock or MonotonicClock())
-        self._index = 0  # frames returned so far
-        self._sent_indexes: deque[int] = deque(maxlen=memory)  # track index of each speech frame
-        self._sent_seqs: deque[int] = deque(maxlen=memory)  # ...and its seq
+        self._ticker = ticker
+        self._silent_packet = silent_packet
+        self._dtx_packet = dtx_packet(silent_packet)
+        self._silence = silence
+        self._slot = 0  # slots since the track joined the clock
+        self._silent_slots = 0  # since the last speech frame
+        self._due: deque[av.Packet[Stream]] = deque()
+        self._wake: asyncio.Future[None] | None = None
+        self._ticking = False
         self._sender: RTCRtpSender | None = None
+        self._last_pts: int | None = None  # of the packet recv() returned last
         self._rtp_origin: int | None = None
+        self.sent = SentFrames()
         self.on_frame: Callable[[Frame | None], None] = lambda _frame: None
 
     def bind(self, sender: RTCRtpSender) -> None:
         self._sender = sender
 
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        lateness_ns = await self._pacer.tick()
-        if self.readyState != "live":
-            raise MediaStreamError
+    async def recv(self) -> av.Packet[Stream]:
         if self._rtp_origin is None:
             self._learn_rtp_origin()
+        if not self._ticking:
+            self._ticking = True
+            self._ticker.add(self)
+        while not self._due:
+            if self.readyState != "live":
+                raise MediaStreamError
+            self._wake = asyncio.get_running_loop().create_future()
+            await self._wake
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = self._due.popleft()
+        self._last_pts = packet.pts
+        return packet
+
+    def on_tick(self) -> None:
+        slot, self._slot = self._slot, self._slot + 1
+        if len(self._due) >= MAX_DUE:
+            return  # aiortc is not taking packets (a stall): the audio waits, none is lost
         frame = self._source.next_frame()
-        audio = AudioFrame(format="s16", layout="mono", samples=FRAME_SAMPLES)
-        audio.planes[0].update(frame.pcm if frame else SILENT_FRAME)
-        audio.sample_rate = SAMPLE_RATE
-        audio.time_base = TIME_BASE
-        audio.pts = self._index * FRAME_SAMPLES
         if frame is not None:
-            self._sent_indexes.append(self._index)
-            self._sent_seqs.append(frame.seq)
-        self._index += 1
-        metrics.PACING_LATENESS.observe(lateness_ns / 1e9)
-        metrics.FRAMES_SENT.labels("webrtc", "speech" if frame else "silence").inc()
+            self._silent_slots = 0
+            self.sent.add(slot, frame.seq)
+            payload = frame.packet
+            metrics.COUNTERS.frames["webrtc", "speech"] += 1
+        else:
+            self._silent_slots += 1
+            payload = self._silent_packet
+            if self._silence is Silence.DTX and self._silent_slots > DTX_TRAILING_SLOTS:
+                since_speech = self._silent_slots - DTX_TRAILING_SLOTS - 1
+                if since_speech % DTX_KEEPALIVE_SLOTS:
+                    return
+                payload = self._dtx_packet  # at once, then every 400 ms
+            metrics.COUNTERS.frames["webrtc", "silence"] += 1
+        metrics.COUNTERS.bytes["webrtc"] += len(payload)
+        packet = av.Packet(payload)
+        packet.pts = slot * FRAME_SAMPLES
+        packet.time_base = TIME_BASE
+        self._due.append(packet)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
         self.on_frame(frame)
-        return audio
+
+    def stop(self) -> None:
+        super().stop()
+        self._ticker.discard(self)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def played_seq(self, rtp_timestamp: int) -> int | None:
-        """The last speech frame fully played once the packet with this timestamp has played."""
+        """The last speech frame played once the packet with this timestamp has played."""
         if self._rtp_origin is None:
             return None
-        packet = ((rtp_timestamp - self._rtp_origin) % 2**32) // RTP_TICKS_PER_FRAME
-        # Opus looks ahead 6.5 ms, so packet n ends before frame n does: count frames to n - 1.
-        last_played = packet - 1
-        i = bisect.bisect_right(self._sent_indexes, last_played)
-        return self._sent_seqs[i - 1] if i else None
+        slot = ((rtp_timestamp - self._rtp_origin) % 2**32) // RTP_TICKS_PER_FRAME
+        return self.sent.last_seq_at(slot)
 
     def _learn_rtp_origin(self) -> None:
-        # aiortc starts RTP timestamps at a random origin it keeps to itself (RTCRtpSender's
-        # private __rtp_timestamp is the last one sent). Its Opus resampler holds one frame, so
-        # entering recv(n) the packet of frame n - 2, stamped origin + 960 (n - 2), was just sent.
-        if self._sender is None or self._index < 2:
+        # aiortc stamps a packet origin + pts (in 48 kHz ticks) from a random origin it keeps
+        # private; RTCRtpSender's __rtp_timestamp is the stamp of the last packet it sent. Its
+        # sender loop sends what recv() returned before calling recv() again, so here that is
+        # the packet returned last. Read once; tests/test_webrtc.py checks the attribute exists.
+        if self._sender is None or self._last_pts is None:
             return
-        last_sent = getattr(self._sender, "_RTCRtpSender__rtp_timestamp", None)
+        last_sent = getattr(self._sender, RTP_TIMESTAMP_ATTRIBUTE, None)
         if isinstance(last_sent, int):
-            self._rtp_origin = (last_sent - RTP_TICKS_PER_FRAME * (self._index - 2)) % 2**32
+            last_ticks = self._last_pts * RTP_TICKS_PER_FRAME // FRAME_SAMPLES
+            self._rtp_origin = (last_sent - last_ticks) % 2**32
 
+
+RTP_TIMESTAMP_ATTRIBUTE: Final = "_RTCRtpSender__rtp_timestamp"
 
 # A browser hides its host addresses behind random `<uuid>.local` names, which only multicast DNS
 # on its own link resolves. A server never can, yet aioice tries for a second before answering;
 # connectivity checks from the browser reveal its address anyway (peer-reflexive candidates).
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*\r?\n", re.MULTILINE)
+_OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000/2\r?\n", re.MULTILINE | re.IGNORECASE)
+# What our Opus is: mono (sprop-stereo=0), and mono preferred (stereo=0); FEC in-band.
+OPUS_FMTP: Final = "stereo=0;sprop-stereo=0;useinbandfec=1"
 
 
 def without_mdns_candidates(sdp: str) -> str:
     return _MDNS_CANDIDATE.sub("", sdp)
+
+
+def with_opus_parameters(sdp: str) -> str:
+    """Our answer, saying what our Opus is (aiortc's answer has no fmtp line for it)."""
+    return _OPUS_RTPMAP.sub(lambda m: f"{m.group(0)}a=fmtp:{m.group(1)} {OPUS_FMTP}\r\n", sdp)
 
 
 def _check_offer(sdp: str, max_bytes: int) -> None:
@@ -166,21 +273,24 @@ def _check_offer(sdp: str, max_bytes: int) -> None:
         raise InvalidOffer("the offer has no audio section that receives audio")
 
 
+@dataclass(frozen=True)
+class WebRTCOptions:
+    configuration: RTCConfiguration
+    max_sdp_bytes: int
+    silent_packet: bytes
+    silence: Silence
+
+
 class WebRTCPeer:
     """One peer connection sending a session's audio: an `AudioTransport`, created per offer."""
 
     kind = "webrtc"
 
-    def __init__(
-        self, source: FrameSource, configuration: RTCConfiguration, max_sdp_bytes: int
-    ) -> None:
-        self._pc = RTCPeerConnection(configuration)
-        self._max_sdp_bytes = max_sdp_bytes
-        self.track = PlayoutTrack(source)
-        self._inbound = MediaBlackhole()  # unread inbound frames would pile up in memory
+    def __init__(self, source: FrameSource, ticker: Ticker, options: WebRTCOptions) -> None:
+        self._pc = RTCPeerConnection(options.configuration)
+        self._max_sdp_bytes = options.max_sdp_bytes
+        self.track = PacketTrack(source, ticker, options.silent_packet, options.silence)
         self.on_state: Callable[[str], None] = lambda _state: None
-
-        self._pc.on("track", self._inbound.addTrack)
 
         @self._pc.on("connectionstatechange")
         def on_state_change() -> None:
@@ -198,10 +308,15 @@ class WebRTCPeer:
             await self._pc.setRemoteDescription(offer)
         except Exception as exc:
             raise InvalidOffer(f"the offer was refused: {exc}") from None
-        await self._inbound.start()  # tracks the offer sends arrive during setRemoteDescription
-        self.track.bind(self._pc.addTrack(self.track))
+        sender = self._pc.addTrack(self.track)
+        self.track.bind(sender)
+        for transceiver in self._pc.getTransceivers():
+            if transceiver.sender is sender:
+                # We only speak: a listener's microphone is refused in the answer, so its audio
+                # is never sent, let alone decoded.
+                transceiver.direction = "sendonly"
         await self._pc.setLocalDescription(await self._pc.createAnswer())
-        return str(self._pc.localDescription.sdp)
+        return with_opus_parameters(str(self._pc.localDescription.sdp))
 
     def start(self) -> None:
         pass  # aiortc pulls from the track once the connection is up
@@ -213,5 +328,4 @@ class WebRTCPeer:
 
     async def close(self) -> None:
         self.track.stop()
-        await self._inbound.stop()
         await self._pc.close()

@@ -5,51 +5,65 @@ loss). Each speech frame is one binary message, a 14-byte header then the payloa
 
     offset  size  field
     0       1     format version (1)
-    1       1     codec: 0 = pcm_s16le (882 bytes), 1 = mu-law (441 bytes)
+    1       1     codec: 0 = pcm_s16le (882 bytes), 1 = mu-law (441 bytes), 2 = opus (one
+                  20 ms packet, mono; decode at 48 kHz); bit 7 set (0x80): a warm-up frame
     2       4     seq: session-wide frame number (what the listener reports as played)
     6       4     utterance id
     10      4     frame index within the utterance
 
-all big-endian. Frames leave on the session's pacer, one per 20 ms, with a bounded burst after a
-stall. Silence is not sent: the listener's jitter buffer plays it.
+all big-endian. The process's one clock hands the stream a frame each 20 ms (with a bounded
+burst after a stall); it is written to the socket there and then, without waiting, so one slow
+listener cannot hold up the tick: a listener whose socket is backed up is skipped (its audio
+waits, nothing is lost) until it drains. Silence is not sent: the listener's jitter buffer
+plays it. Opus is the frame as it was encoded; pcm_s16le and mu-law are decoded from it.
+
+After a resume, an Opus stream starts with up to two warm-up frames (bit 7 of the codec byte):
+frames the listener played already, sent again so that a new decoder starts in step with the
+stream. Decode them; do not play them.
 """
 
 import asyncio
-import contextlib
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Final
+
+from aiohttp import web
 
 from .. import metrics
 from ..audio import mulaw_decode, mulaw_encode
-from ..clock import Clock, MonotonicClock, Pacer
+from ..clock import Ticker
+from ..opus import FrameDecoder
 from ..playout import Frame
 from ..session import PlayedPosition
 from .webrtc import FrameSource
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-HEADER = struct.Struct("!BBIII")
-MAX_BURST_FRAMES = 10  # after a stall, catch up by at most 200 ms at once
+FORMAT_VERSION: Final = 1
+HEADER: Final = struct.Struct("!BBIII")
+WARM_UP: Final = 0x80  # in the codec byte: decode this frame, do not play it
+MAX_BACKLOG_BYTES: Final = 32 * 1024  # unsent on a listener's socket: past it, its audio waits
 
 
 class Codec(IntEnum):
     PCM_S16LE = 0
     MULAW = 1
+    OPUS = 2
 
     @property
     def label(self) -> str:
-        return {Codec.PCM_S16LE: "pcm_s16le", Codec.MULAW: "mulaw"}[self]
+        return _LABELS[self]
 
     @classmethod
     def from_label(cls, label: str) -> "Codec":
-        return {"pcm_s16le": cls.PCM_S16LE, "mulaw": cls.MULAW}[label]
+        return next(codec for codec, name in _LABELS.items() if name == label)
 
 
-CODEC_LABELS = tuple(codec.label for codec in Codec)
+_LABELS: Final = {Codec.PCM_S16LE: "pcm_s16le", Codec.MULAW: "mulaw", Codec.OPUS: "opus"}
+CODEC_LABELS: Final = tuple(_LABELS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,61 +71,127 @@ class AudioMessage:
     seq: int
     utterance_id: int
     index: int
-    pcm: bytes  # decoded: s16le
+    codec: Codec
+    payload: bytes  # as sent: pcm_s16le, mu-law or an Opus packet
+    warm_up: bool = False  # played already: for the decoder only
 
 
-def pack(frame: Frame, codec: Codec) -> bytes:
-    payload = mulaw_encode(frame.pcm) if codec is Codec.MULAW else frame.pcm
-    return HEADER.pack(FORMAT_VERSION, codec, frame.seq, frame.utterance_id, frame.index) + payload
+class Sink:
+    """Where a stream's messages go, written at once or not at all (never awaited)."""
+
+    def __init__(self, write: Callable[[bytes], None], backlog: Callable[[], int]) -> None:
+        self.write = write  # one whole binary WebSocket message
+        self.backlog = backlog  # bytes written but not yet taken by the network
+
+
+def websocket_sink(ws: web.WebSocketResponse, transport: asyncio.Transport) -> Sink:
+    """A sink writing binary messages straight onto an aiohttp WebSocket's transport.
+
+    aiohttp's `send_bytes` is a coroutine; a tick cannot await one per listener. A server's
+    frame is unmasked and small, so it is written here as RFC 6455 frames it: FIN + binary,
+    then the length. Writes are whole frames, so they never interleave with aiohttp's own.
+    """
+
+    def write(message: bytes) -> None:
+        if ws.closed or transport.is_closing():
+            return
+        size = len(message)
+        if size < 126:
+            header = _SHORT.pack(_FIN_BINARY, size)
+        elif size < 1 << 16:
+            header = _MEDIUM.pack(_FIN_BINARY, 126, size)
+        else:
+            header = _LONG.pack(_FIN_BINARY, 127, size)
+        transport.write(header + message)
+
+    return Sink(write, transport.get_write_buffer_size)
+
+
+_FIN_BINARY: Final = 0x82
+_SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
+
+
+def pack(frame: Frame, codec: Codec, payload: bytes) -> bytes:
+    codec_byte = codec | (WARM_UP if frame.preroll else 0)
+    return (
+        HEADER.pack(FORMAT_VERSION, codec_byte, frame.seq, frame.utterance_id, frame.index)
+        + payload
+    )
 
 
 def unpack(data: bytes) -> AudioMessage:
     version, codec, seq, utterance_id, index = HEADER.unpack_from(data)
     if version != FORMAT_VERSION:
         raise ValueError(f"audio message format {version}, expected {FORMAT_VERSION}")
-    payload = data[HEADER.size :]
-    pcm = mulaw_decode(payload) if codec == Codec.MULAW else payload
-    return AudioMessage(seq, utterance_id, index, pcm)
+    warm_up = bool(codec & WARM_UP)
+    return AudioMessage(
+        seq, utterance_id, index, Codec(codec & ~WARM_UP), data[HEADER.size :], warm_up
+    )
+
+
+def pcm_of(message: AudioMessage, decoder: FrameDecoder | None = None) -> bytes:
+    """A message's audio as s16le PCM at 22050 Hz (Opus needs the stream's decoder)."""
+    if message.codec is Codec.MULAW:
+        return mulaw_decode(message.payload)
+    if message.codec is Codec.OPUS:
+        if decoder is None:
+            raise ValueError("an Opus stream needs its decoder")
+        return decoder.decode(message.payload)
+    return message.payload
 
 
 class WebSocketAudio:
-    """An `AudioTransport` sending a session's frames as binary messages through `send`."""
+    """An `AudioTransport` sending a session's frames as binary messages into a `Sink`.
+
+    `packets_are_opus`: the session's frames are Opus packets (in production; tests may run the
+    playout without a codec, then its packets are the PCM itself).
+    """
 
     kind = "websocket"
 
     def __init__(
         self,
         source: FrameSource,
-        send: Callable[[bytes], Awaitable[None]],
+        sink: Sink,
         codec: Codec,
-        clock: Clock | None = None,
+        ticker: Ticker,
+        packets_are_opus: bool = True,
     ) -> None:
+        if codec is Codec.OPUS and not packets_are_opus:
+            raise ValueError("opus needs the session's frames to be Opus packets")
         self._source = source
-        self._send = send
+        self._sink = sink
         self.codec = codec
-        self._clock = clock or MonotonicClock()
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = ticker
+        self._decoder = FrameDecoder() if packets_are_opus and codec is not Codec.OPUS else None
+        self.held = 0  # slots skipped because the listener's socket was backed up
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="websocket-audio")
+        self._ticker.add(self)
 
     def played_seq(self, position: PlayedPosition) -> int | None:
         return position.seq
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._ticker.discard(self)
 
-    async def _run(self) -> None:
-        pacer = Pacer(self._clock, max_burst=MAX_BURST_FRAMES)
-        while True:
-            lateness_ns = await pacer.tick()
-            frame = self._source.next_frame()
-            metrics.PACING_LATENESS.observe(lateness_ns / 1e9)
-            if frame is None:
-                continue
-            await self._send(pack(frame, self.codec))
-            metrics.FRAMES_SENT.labels("websocket", "speech").inc()
+    def on_tick(self) -> None:
+        if self._sink.backlog() > MAX_BACKLOG_BYTES:
+            self.held += 1
+            return
+        frame = self._source.next_frame()
+        if frame is None:
+            return
+        if frame.preroll and self._decoder is not None:
+            self._decoder.decode(frame.packet)  # warms our decoder up; the listener had it
+            return
+        payload = self._payload(frame.packet)
+        self._sink.write(pack(frame, self.codec, payload))
+        metrics.COUNTERS.frames["websocket", "speech"] += 1
+        metrics.COUNTERS.bytes["websocket"] += len(payload)
+
+    def _payload(self, packet: bytes) -> bytes:
+        if self.codec is Codec.OPUS:
+            return packet
+        pcm = self._decoder.decode(packet) if self._decoder else packet
+        return mulaw_encode(pcm) if self.codec is Codec.MULAW else pcm

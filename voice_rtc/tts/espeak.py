@@ -3,7 +3,8 @@
 No network and no system package. libespeak-ng keeps global state and is not thread-safe, so
 one dedicated thread owns it; synthesis runs there, a sentence at a time, and each chunk the
 library hands to its callback is passed to the event loop at once (first audio in about a
-millisecond, long before the sentence is done). Closing the iterator aborts the sentence.
+millisecond, long before the sentence is done), the rest of the sentence when it is done.
+Closing the iterator aborts the sentence.
 """
 
 import asyncio
@@ -22,7 +23,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2  # the callback runs inside espeak_Synth, on the c
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _RATE = 1  # espeakRATE parameter: words per minute
-_BUFFER_MS = 60  # audio per callback
+_BUFFER_MS = 200  # audio per callback: the first chunk covers the rest of the sentence's making
 
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
@@ -110,9 +111,20 @@ class EspeakProvider:
 
         done = loop.run_in_executor(self._executor, run)
         try:
-            while (chunk := await chunks.get()) is not None:
-                yield chunk
+            # The first chunk at once (first audio), then the rest of the sentence in one piece
+            # once it is made (a few ms later): the consumer never leaves a sentence's PCM
+            # waiting here while it paces itself.
+            first = await chunks.get()
+            if first is None:
+                await done
+                return
+            yield first
             await done
+            rest = []
+            while (chunk := chunks.get_nowait()) is not None:
+                rest.append(chunk)
+            if rest:
+                yield b"".join(rest)
         finally:
             abort.set()
             # Retrieve a late error so it is not reported as never retrieved.

@@ -164,8 +164,9 @@ class ResilientTTS:
                     attempt.add(item)
                     continue
                 attempt.delivered += len(item)
-                deadline = loop.time() + self._policy.stall_timeout_s
                 yield item
+                # Timed from when we ask again: the playout may pace itself between chunks.
+                deadline = loop.time() + self._policy.stall_timeout_s
         finally:
             await stream.aclose()
 

@@ -23,7 +23,8 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
 SECONDS_PER_CHAR = 0.06
 AMPLITUDE = 0.5
 # An odd chunk size on purpose: it exercises the playout's re-chunking into 882-byte frames.
-CHUNK_SAMPLES = 1000
+# About half a second, as the embedded voice hands it over: an encoder batch's worth.
+CHUNK_SAMPLES = 11111
 FRAMECODE_BASE_HZ = 400
 FRAMECODE_STEP_HZ = 100  # two FFT bins of a 20 ms window apart
 FRAMECODE_SYMBOLS = 32  # frames k and k + 32 sound alike: 640 ms between look-alikes

@@ -1,0 +1,121 @@
+"""How loaded this process is, measured, and whether it should take another session.
+
+An event loop that paces audio for everyone is full well before its CPU reads 100%: past that
+every listener's frames go late together. So admission is decided on what the loop itself
+shows: the share of the loop thread's time spent working (its CPU time over wall time) and how
+late the clock's ticks left, over the last couple of seconds. Lateness counts only while this
+process is busy itself (half a core or more): a machine starved by others is no reason to turn
+listeners away. Sessions admitted since the last measurement count at the cost the measured ones
+have, so a burst of newcomers cannot all slip in before the measurement catches up with them.
+`max_sessions` stays a hard upper bound.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+SAMPLE_S: Final = 0.5
+WINDOW_SAMPLES: Final = 4  # two seconds
+DEFAULT_STREAM_COST: Final = 0.004  # share of the loop a speaking stream takes, until measured
+RETRY_AFTER_S: Final = 5.0  # what a refused client is told to wait: load changes in seconds
+MIN_LATENESS_SAMPLES: Final = 50  # a second of ticks before lateness says anything
+BUSY_ENOUGH_TO_BLAME: Final = 0.5  # of a core: lateness below it is someone else's doing
+
+
+@dataclass(frozen=True)
+class Verdict:
+    reason: str  # "" when there is room; else why not: "late" or "busy"
+    retry_after_s: float = 0.0
+
+
+ROOM: Final = Verdict("")
+
+
+class LoadMonitor:
+    def __init__(
+        self,
+        streams: Callable[[], int],
+        max_utilization: float = 0.75,
+        max_lateness_s: float = 0.010,
+        thread_time: Callable[[], float] = time.thread_time,
+        process_time: Callable[[], float] = time.process_time,
+        wall_time: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`streams`: how many streams the clock drives now (the sessions that cost)."""
+        self._streams = streams
+        self._max_utilization = max_utilization
+        self._max_lateness_s = max_lateness_s
+        self._thread_time = thread_time
+        self._process_time = process_time
+        self._wall_time = wall_time
+        # (loop thread CPU, process CPU, wall) seconds, at each sample
+        self._samples: deque[tuple[float, float, float]] = deque(maxlen=WINDOW_SAMPLES)
+        self._lateness: deque[float] = deque(maxlen=int(WINDOW_SAMPLES * SAMPLE_S * 50))
+        self._admitted: deque[float] = deque()  # when sessions were admitted, recently
+        self._task: asyncio.Task[None] | None = None
+        self.utilization = 0.0  # of the loop thread
+        self.process_utilization = 0.0  # every thread of the process, in cores
+        self.stream_cost = DEFAULT_STREAM_COST
+
+    def record_lateness(self, seconds: float) -> None:
+        """How late a tick's last frame left (the clock reports each tick)."""
+        self._lateness.append(seconds)
+
+    @property
+    def lateness_p99_s(self) -> float:
+        if len(self._lateness) < MIN_LATENESS_SAMPLES:
+            return 0.0
+        ordered = sorted(self._lateness)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    def check(self, newcomers: int = 0) -> Verdict:
+        """Is there room here (for `newcomers` more sessions)?"""
+        late = self.lateness_p99_s > self._max_lateness_s
+        if late and self.process_utilization >= BUSY_ENOUGH_TO_BLAME:
+            return Verdict("late", RETRY_AFTER_S)
+        now = self._wall_time()
+        while self._admitted and now - self._admitted[0] > WINDOW_SAMPLES * SAMPLE_S:
+            self._admitted.popleft()
+        projected = self.utilization + (len(self._admitted) + newcomers) * self.stream_cost
+        return Verdict("busy", RETRY_AFTER_S) if projected > self._max_utilization else ROOM
+
+    def admit(self) -> Verdict:
+        """May one more session start here? If so, it is counted as admitted."""
+        verdict = self.check(newcomers=1)
+        if verdict is ROOM:
+            self._admitted.append(self._wall_time())
+        return verdict
+
+    def sample(self) -> None:
+        """Take one measurement: the loop thread's CPU share since the last one."""
+        self._samples.append((self._thread_time(), self._process_time(), self._wall_time()))
+        if len(self._samples) < 2:
+            return
+        (loop0, process0, wall0), (loop1, process1, wall1) = self._samples[0], self._samples[-1]
+        elapsed = max(wall1 - wall0, 1e-9)
+        self.utilization = (loop1 - loop0) / elapsed
+        self.process_utilization = (process1 - process0) / elapsed
+        streams = self._streams()
+        if streams >= 10:  # enough to tell a stream's cost from the process's own
+            self.stream_cost = max(DEFAULT_STREAM_COST / 4, self.utilization / streams)
+
+    def start(self) -> None:
+        """Sample on the loop thread (thread_time measures the thread that calls it)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="load-monitor")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(SAMPLE_S)

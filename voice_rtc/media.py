@@ -1,0 +1,62 @@
+"""The process's media engine: one clock, one speech codec (with the threads it encodes on),
+how loaded the process is, and the audio transports made from them for a session."""
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from aiohttp import web
+
+from .clock import Ticker
+from .config import Settings
+from .load import LoadMonitor
+from .opus import OpusCodec, OpusSettings
+from .transports.webrtc import FrameSource, Silence, WebRTCOptions, WebRTCPeer, ice_configuration
+from .transports.websocket import Codec, WebSocketAudio, websocket_sink
+
+
+class Media:
+    def __init__(self, settings: Settings) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="opus"
+        )
+        self.codec = OpusCodec(
+            OpusSettings(settings.opus_bitrate, settings.opus_complexity, settings.opus_fec),
+            self._executor,
+        )
+        self.ticker = Ticker()
+        self.load = LoadMonitor(
+            lambda: len(self.ticker),
+            max_utilization=settings.admission_loop_percent / 100,
+            max_lateness_s=settings.admission_lateness_ms / 1000,
+        )
+        self.ticker.on_lateness = self.load.record_lateness
+        self._webrtc = WebRTCOptions(
+            ice_configuration(settings.ice_server_urls),
+            settings.max_sdp_bytes,
+            self.codec.silent_packet,
+            Silence(settings.silence),
+        )
+
+    def start(self) -> None:
+        self.ticker.start()
+        self.load.start()
+
+    async def close(self) -> None:
+        await self.load.stop()
+        await self.ticker.stop()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def webrtc_peer(self, source: FrameSource) -> WebRTCPeer:
+        return WebRTCPeer(source, self.ticker, self._webrtc)
+
+    def websocket_audio(
+        self,
+        source: FrameSource,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        codec: str,
+    ) -> WebSocketAudio:
+        return WebSocketAudio(
+            source, websocket_sink(ws, transport), Codec.from_label(codec), self.ticker
+        )
