@@ -1,17 +1,41 @@
 /**
  * WebSocket fallback audio frames (signaling/PROTOCOL.md, "WebSocket audio"): a 14-byte
- * big-endian header, then 20 ms of 22050 Hz mono audio as s16le PCM or G.711 mu-law.
+ * big-endian header, then 20 ms of mono audio: 22050 Hz s16le PCM or G.711 mu-law, or one
+ * Opus packet (RFC 6716), which decodes to 48 kHz.
+ *
+ * Bit 7 of the codec byte marks a warm-up frame: after a resume an Opus stream starts with up to
+ * two frames the listener played already, for a new decoder to start in step with the stream
+ * (Opus carries state from frame to frame). They are decoded, not played.
  */
 
 export const HEADER_BYTES = 14;
 const FORMAT_VERSION = 1;
-const CODEC_PCM_S16LE = 0;
-const CODEC_MULAW = 1;
+const WARM_UP = 0x80;
+
+/** The codec byte of each codec, by the name `transport` requests use. */
+export const CODECS = /** @type {const} */ ({ pcm_s16le: 0, mulaw: 1, opus: 2 });
+const CODEC_PCM_S16LE = CODECS.pcm_s16le;
+const CODEC_MULAW = CODECS.mulaw;
+
+/** The rate PCM and mu-law frames are sampled at (the server's synthesis rate). */
+export const PCM_RATE = 22050;
 
 /**
- * @typedef {{codec: number, seq: number, utterance: number, index: number}} FrameHeader
- * `seq` numbers the session's frames (what is reported as played); `index` is the frame's
- * position within utterance `utterance`.
+ * @typedef {object} FrameHeader
+ * @property {number} codec the codec (CODECS)
+ * @property {boolean} warmUp played already: for the decoder only
+ * @property {number} seq the session's frame number: what is reported as played
+ * @property {number} utterance the utterance id
+ * @property {number} index the frame's position within its utterance
+ */
+
+/**
+ * A frame decoded: its numbers, and its samples as floats in [-1, 1) at `rate`.
+ * @typedef {object} DecodedFrame
+ * @property {number} seq
+ * @property {number} utterance
+ * @property {Float32Array} samples
+ * @property {number} rate samples per second
  */
 
 /**
@@ -22,8 +46,10 @@ export function readHeader(message) {
   const view = new DataView(message);
   const version = view.getUint8(0);
   if (version !== FORMAT_VERSION) throw new Error(`audio frame format ${version}, expected 1`);
+  const codec = view.getUint8(1);
   return {
-    codec: view.getUint8(1),
+    codec: codec & ~WARM_UP,
+    warmUp: (codec & WARM_UP) !== 0,
     seq: view.getUint32(2),
     utterance: view.getUint32(6),
     index: view.getUint32(10),
@@ -31,24 +57,32 @@ export function readHeader(message) {
 }
 
 /**
- * The frame's samples as floats in [-1, 1).
+ * The frame's payload: the bytes after the header.
+ * @param {ArrayBuffer} message
+ */
+export function payload(message) {
+  return new Uint8Array(message, HEADER_BYTES);
+}
+
+/**
+ * The samples of a PCM or mu-law frame, as floats in [-1, 1) at PCM_RATE.
  * @param {ArrayBuffer} message
  * @param {number} codec from its header
  * @returns {Float32Array}
  */
 export function decodeSamples(message, codec) {
-  const payload = new DataView(message, HEADER_BYTES);
+  const view = new DataView(message, HEADER_BYTES);
   if (codec === CODEC_PCM_S16LE) {
-    const samples = new Float32Array(payload.byteLength >> 1);
-    for (let i = 0; i < samples.length; i++) samples[i] = payload.getInt16(2 * i, true) / 32768;
+    const samples = new Float32Array(view.byteLength >> 1);
+    for (let i = 0; i < samples.length; i++) samples[i] = view.getInt16(2 * i, true) / 32768;
     return samples;
   }
   if (codec === CODEC_MULAW) {
-    const samples = new Float32Array(payload.byteLength);
-    for (let i = 0; i < samples.length; i++) samples[i] = MULAW[payload.getUint8(i)];
+    const samples = new Float32Array(view.byteLength);
+    for (let i = 0; i < samples.length; i++) samples[i] = MULAW[view.getUint8(i)];
     return samples;
   }
-  throw new Error(`unknown audio codec ${codec}`);
+  throw new Error(`not a PCM codec: ${codec}`);
 }
 
 // G.711 mu-law: each code byte (stored inverted) is a sign, a 3-bit exponent and a 4-bit mantissa.

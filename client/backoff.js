@@ -25,6 +25,7 @@ export class RetrySchedule {
   #stableAfterMs;
   #random;
   #attempts = 0;
+  /** @type {number | null} */
   #upSince = null;
 
   /**
@@ -43,12 +44,18 @@ export class RetrySchedule {
     return this.#maxAttempts;
   }
 
-  /** A connection came up at `nowMs`. */
+  /**
+   * A connection came up at `nowMs`.
+   * @param {number} nowMs
+   */
   connected(nowMs) {
     this.#upSince = nowMs;
   }
 
-  /** The connection went down at `nowMs`. */
+  /**
+   * The connection went down at `nowMs`.
+   * @param {number} nowMs
+   */
   dropped(nowMs) {
     if (this.#upSince !== null && nowMs - this.#upSince >= this.#stableAfterMs) this.#attempts = 0;
     this.#upSince = null;

@@ -1,5 +1,6 @@
 // The demo page: one VoiceClient; its state, captions, utterances, errors and audio statistics.
-// `?transport=websocket` (or webrtc) in the page's URL forces a transport.
+// `?transport=websocket` (or webrtc) in the page's URL forces a transport; `?codec=pcm_s16le`
+// (or mulaw, opus) chooses WebSocket audio's codec, which is otherwise the lightest available.
 import { VoiceClient } from '/client/voice-client.js';
 
 const MAX_LOG_ENTRIES = 50;
@@ -26,10 +27,13 @@ const ACTION_BUTTONS = {
 
 const $ = (id) => document.getElementById(id);
 
-const requested = new URLSearchParams(location.search).get('transport');
+const query = new URLSearchParams(location.search);
+const transport = query.get('transport');
+const codec = query.get('codec');
 // No token: the demo runs against a server in dev mode, which hands them out.
 const client = new VoiceClient({
-  transport: ['webrtc', 'websocket'].includes(requested) ? requested : 'auto',
+  transport: ['webrtc', 'websocket'].includes(transport) ? transport : 'auto',
+  codec: ['pcm_s16le', 'mulaw', 'opus'].includes(codec) ? codec : 'auto',
 });
 window.voiceClient = client; // for the console and for tests
 

@@ -10,6 +10,23 @@
  */
 import { httpUrl } from './signaling.js';
 
+/**
+ * An error as the server sends it (an `error` message), or as this library raises it: a code
+ * of the server's table and that code's row.
+ * @typedef {object} ErrorBody
+ * @property {string} code stable: what a program checks
+ * @property {string} [message] for the user
+ * @property {string} [detail] for a developer
+ * @property {'info' | 'warning' | 'error' | 'critical'} [severity]
+ * @property {string} [category]
+ * @property {boolean} [recoverable]
+ * @property {'fix_request' | 'retry' | 'retry_later' | 'reconnect' | 'new_session'
+ *   | 'switch_transport' | 'enable_audio' | 'sign_in' | 'upgrade'} [action] what a client does
+ * @property {number} [retry_after_s] with retry_later: how long to wait
+ * @property {string | number} [id] the request it answers
+ */
+
+/** @type {Record<string, Omit<ErrorBody, 'code'>>} */
 const BUILT_IN = {
   WEBSOCKET_CONNECTION_FAILED: {
     severity: 'error',
@@ -30,6 +47,7 @@ const BUILT_IN = {
 export class ErrorTable {
   #url;
   #rows = BUILT_IN;
+  /** @type {Promise<void> | null} */
   #loading = null;
 
   /** @param {string} signalingUrl the server's, e.g. ws://127.0.0.1:8080/ws */
@@ -37,7 +55,10 @@ export class ErrorTable {
     this.#url = httpUrl(signalingUrl, '/api/errors');
   }
 
-  /** Fetch the table, once it succeeds; failures are quiet (the built-in rows serve). */
+  /**
+   * Fetch the table, once it succeeds; failures are quiet (the built-in rows serve).
+   * @param {AbortSignal} signal
+   */
   load(signal) {
     this.#loading ??= fetch(this.#url, { signal })
       .then((response) => {
@@ -58,6 +79,7 @@ export class ErrorTable {
    * perhaps `retry_after_s`) over it.
    * @param {string} code
    * @param {object} [body]
+   * @returns {ErrorBody}
    */
   describe(code, body = {}) {
     return { code, ...this.#rows[code], ...body };

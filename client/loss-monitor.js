@@ -8,8 +8,10 @@
 export class LossMonitor {
   #thresholdPercent;
   #windowMs;
-  #last = null; // the previous sample
-  #aboveSince = null; // start of the run of intervals above the threshold
+  /** @type {{at: number, lost: number, received: number} | null} the previous sample */
+  #last = null;
+  /** @type {number | null} start of the run of intervals above the threshold */
+  #aboveSince = null;
 
   /** @param {{thresholdPercent: number, windowMs: number}} policy */
   constructor({ thresholdPercent, windowMs }) {
@@ -19,6 +21,9 @@ export class LossMonitor {
 
   /**
    * Add a sample of the cumulative counters at `nowMs`.
+   * @param {number} nowMs
+   * @param {number} packetsLost
+   * @param {number} packetsReceived
    * @returns {boolean} whether loss has now stayed above the threshold for the window
    */
   sample(nowMs, packetsLost, packetsReceived) {

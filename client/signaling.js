@@ -6,7 +6,7 @@
 
 /** The server answered a request with an `error`: `code` is from its table (GET /api/errors). */
 export class ServerError extends Error {
-  /** @param {{code: string, message: string, detail?: string}} body the server's error message */
+  /** @param {import('./errors.js').ErrorBody} body the server's error message */
   constructor(body) {
     super(`${body.code}: ${body.detail ?? body.message}`);
     this.name = 'ServerError';
@@ -15,7 +15,11 @@ export class ServerError extends Error {
   }
 }
 
-/** The server's HTTP URL for `path`, from its signaling URL (ws://host/ws -> http://host/path). */
+/**
+ * The server's HTTP URL for `path`, from its signaling URL (ws://host/ws -> http://host/path).
+ * @param {string | URL} signalingUrl
+ * @param {string} path
+ */
 export function httpUrl(signalingUrl, path) {
   const url = new URL(path, signalingUrl);
   url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
@@ -26,15 +30,21 @@ export class Signaling {
   #ws;
   #onMessage;
   #onAudio;
-  #pending = new Map(); // request id -> {replyType, resolve, reject}
+  /** @type {Map<number, {replyType: string, resolve: (reply: any) => void,
+   *   reject: (error: Error) => void}>} requests awaiting their reply, by id */
+  #pending = new Map();
   #nextId = 1;
   #listeners = new AbortController();
-  #pinger = null;
-  #deadline = null;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #pinger;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #deadline;
   #deadAfterMs = 0;
+  /** @type {number | null} */
   #rtt = null;
   #finished = false;
-  #finish;
+  /** @type {(close: {code: number, reason: string}) => void} */
+  #finish = () => {};
 
   /**
    * Opens the socket at once; `opened` says when it is open.
@@ -51,11 +61,17 @@ export class Signaling {
     ws.binaryType = 'arraybuffer';
     const { signal } = this.#listeners;
 
-    /** Resolves with {code, reason} once the connection is over, whoever ended it. */
+    /**
+     * Resolves with {code, reason} once the connection is over, whoever ended it.
+     * @type {Promise<{code: number, reason: string}>}
+     */
     this.closed = new Promise((resolve) => {
       this.#finish = resolve;
     });
-    /** Resolves when the socket opens; rejects if it closes first. */
+    /**
+     * Resolves when the socket opens; rejects if it closes first.
+     * @type {Promise<void>}
+     */
     this.opened = new Promise((resolve, reject) => {
       ws.addEventListener('open', () => resolve(), { signal });
       this.closed.then(({ code, reason }) => reject(closedError(code, reason)));
@@ -73,7 +89,10 @@ export class Signaling {
     return this.#rtt;
   }
 
-  /** @throws {Error} when the socket is not open */
+  /**
+   * @param {object} body a message (JSON)
+   * @throws {Error} when the socket is not open
+   */
   send(body) {
     if (!this.isOpen) throw new Error('signaling is not connected');
     this.#ws.send(JSON.stringify(body));
@@ -82,6 +101,9 @@ export class Signaling {
   /**
    * Send a request; resolve with its `replyType` reply, or reject with the `error` answering it
    * (a ServerError), or when the connection ends first.
+   * @param {object} body
+   * @param {string} replyType
+   * @returns {Promise<any>}
    */
   request(body, replyType) {
     const id = this.#nextId++;
@@ -94,6 +116,8 @@ export class Signaling {
   /**
    * Ping every `intervalMs`; without a pong for two intervals plus `timeoutMs`, the connection
    * is dead (the network can drop it without a close reaching us): end it.
+   * @param {number} intervalMs
+   * @param {number} timeoutMs
    */
   startHeartbeat(intervalMs, timeoutMs) {
     this.#deadAfterMs = 2 * intervalMs + timeoutMs;
@@ -101,16 +125,21 @@ export class Signaling {
     this.#pinger = setInterval(() => {
       if (!this.isOpen) return;
       const ping = { type: 'ping', ts: performance.now() };
-      if (this.#rtt !== null) ping.rtt_ms = this.#rtt * 1000; // for the server's metrics
-      this.send(ping);
+      // The last round trip, for the server's metrics.
+      this.send(this.#rtt === null ? ping : { ...ping, rtt_ms: this.#rtt * 1000 });
     }, intervalMs);
   }
 
+  /**
+   * @param {number} [code]
+   * @param {string} [reason]
+   */
   close(code = 1000, reason = '') {
     this.#ws.close(code, reason);
     this.#end(code, reason);
   }
 
+  /** @param {string | ArrayBuffer} data */
   #receive(data) {
     if (typeof data !== 'string') {
       this.#onAudio(data);
@@ -140,7 +169,11 @@ export class Signaling {
     );
   }
 
-  /** The connection is over: release everything, settle everything waiting on it, once. */
+  /**
+   * The connection is over: release everything, settle everything waiting on it, once.
+   * @param {number} code
+   * @param {string} reason
+   */
   #end(code, reason) {
     if (this.#finished) return;
     this.#finished = true;
@@ -154,6 +187,10 @@ export class Signaling {
   }
 }
 
+/**
+ * @param {number} code
+ * @param {string} reason
+ */
 function closedError(code, reason) {
   return new Error(`signaling closed (${code}${reason ? `: ${reason}` : ''})`);
 }

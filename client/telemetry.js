@@ -25,9 +25,11 @@ export class Telemetry {
   #queue;
   #failures = 0;
   #retryAt = 0; // #now() time before which nothing is sent
-  #sending = null; // the flush in flight
-  #timer = null;
-  /** Added to every batch, for the server's logs. */
+  /** @type {Promise<boolean> | null} the flush in flight */
+  #sending = null;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #timer;
+  /** @type {string | null} added to every batch, for the server's logs */
   sessionId = null;
 
   /**
@@ -61,7 +63,10 @@ export class Telemetry {
     return this.#queue.length;
   }
 
-  /** Queue an event ({type, ...fields}, as the server's schema has them), stamped now. */
+  /**
+   * Queue an event ({type, ...fields}, as the server's schema has them), stamped now.
+   * @param {object} event
+   */
   record(event) {
     this.#queue.push({ ...event, ts: this.#now() });
     this.#queue.splice(0, this.#queue.length - this.#maxQueued);
@@ -77,7 +82,7 @@ export class Telemetry {
 
   stop() {
     clearInterval(this.#timer);
-    this.#timer = null;
+    this.#timer = undefined;
   }
 
   /**
@@ -96,6 +101,10 @@ export class Telemetry {
     return this.#sending;
   }
 
+  /**
+   * @param {object[]} batch
+   * @param {boolean} keepalive
+   */
   async #send(batch, keepalive) {
     let response;
     try {

@@ -1,24 +1,31 @@
 /**
  * voice-rtc browser client: a listener's session with a voice-rtc server, kept through network
  * trouble. Speech comes over WebRTC; over the signaling WebSocket when WebRTC cannot connect or
- * loses too much; as captions only when the browser will not play audio at all.
+ * loses too much; as captions only when the browser will not play audio.
  *
  *   const client = new VoiceClient();
  *   client.addEventListener('state', ({ detail }) => console.log(detail.state));
  *   client.addEventListener('utterance', ({ detail }) => console.log(detail));
- *   await client.connect();              // from a click: browsers only play audio after one
- *   const id = await client.speak('Hello there.');
+ *   button.onclick = async () => {
+ *     await client.connect();            // in a click: browsers play audio only after one
+ *     const id = await client.speak('Hello there.');
+ *   };
  *
- * Speaks protocol version 1 (signaling/PROTOCOL.md). No dependencies, no build step.
+ * Speaks protocol version 1 (signaling/PROTOCOL.md). No dependencies, no build step. The parts:
+ * reconnection.js (the supervisor), transport-chain.js (WebRTC -> WebSocket -> captions),
+ * session-cursor.js (played position, last event, cancels), rate-limit-gate.js,
+ * stats-reporter.js; telemetry.js, errors.js, signaling.js beneath them.
  */
-import { RetrySchedule } from './backoff.js';
 import { DevTokens } from './dev-tokens.js';
 import { ErrorTable } from './errors.js';
-import { PcmPlayer } from './pcm-player.js';
+import { RateLimitGate } from './rate-limit-gate.js';
+import { ReconnectionSupervisor } from './reconnection.js';
+import { SessionCursor } from './session-cursor.js';
 import { httpUrl, ServerError, Signaling } from './signaling.js';
+import { StatsReporter } from './stats-reporter.js';
 import { Telemetry } from './telemetry.js';
+import { TransportChain } from './transport-chain.js';
 import { WebRTCAudio } from './webrtc-audio.js';
-import { WebSocketAudio } from './websocket-audio.js';
 
 export { ServerError };
 
@@ -26,7 +33,59 @@ const PROTOCOL_VERSION = 1;
 const CONNECT_TIMEOUT_MS = 15000; // one attempt: the socket, hello, and the audio negotiated
 const STABLE_AFTER_MS = 10000; // a connection up this long starts the reconnection count over
 const CLOSE_REPLACED = 4001; // another connection resumed the session: do not reconnect
-const STATS_REPORT_MS = 30000; // how often telemetry gets a summary of the audio statistics
+
+/**
+ * @typedef {import('./errors.js').ErrorBody} ErrorBody
+ * @typedef {import('./transport-chain.js').TransportKind} TransportKind
+ * @typedef {import('./transport-chain.js').TransportEvent} TransportEvent
+ * @typedef {import('./frame-decoder.js').WebSocketCodec} WebSocketCodec
+ * @typedef {import('./stats-reporter.js').ClientStats} ClientStats
+ *
+ * @typedef {'new' | 'connecting' | 'connected' | 'degraded' | 'reconnecting' | 'failed'
+ *   | 'closed'} ClientState
+ *
+ * @typedef {object} StateDetail a `state` event's detail (and what `state` says)
+ * @property {ClientState} state
+ * @property {TransportKind} [transport] connected or degraded: where speech goes
+ * @property {number} [attempt] reconnecting: this attempt...
+ * @property {number} [maxAttempts] ...of so many
+ * @property {Error} [error] failed or closed: why
+ *
+ * @typedef {object} UtteranceEvent an `utterance` event's detail: the server's message
+ * @property {'utterance_started' | 'utterance_ended'} type
+ * @property {number} event_id
+ * @property {number} utterance_id
+ * @property {string} text
+ * @property {number} [seq] started: its first frame
+ * @property {number} [frames] ended: frames played
+ * @property {'done' | 'cancelled' | 'failed'} [reason] ended: why
+ *
+ * @typedef {object} VoiceClientEventMap
+ * @property {CustomEvent<StateDetail>} state
+ * @property {CustomEvent<TransportEvent>} transport
+ * @property {CustomEvent<UtteranceEvent>} utterance
+ * @property {CustomEvent<ErrorBody>} error
+ *
+ * @typedef {string | ((signal: AbortSignal) => string | undefined | Promise<string | undefined>)}
+ *   TokenSource
+ *
+ * @typedef {object} VoiceClientOptions
+ * @property {string} [url] signaling WebSocket URL; default ws(s)://<this page's host>/ws
+ * @property {HTMLAudioElement} [audioElement] plays WebRTC speech; default a detached one
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] 'all' (default) or 'relay'
+ * @property {'auto' | 'webrtc' | 'websocket'} [transport] 'auto' (default): WebRTC, falling
+ *   back to the WebSocket; otherwise only that one (unless the server insists on another)
+ * @property {'auto' | WebSocketCodec} [codec] of WebSocket audio. 'auto' (default): Opus where
+ *   the browser decodes it (WebCodecs) and the server offers it, ~4 KB/s; else pcm_s16le,
+ *   44 KB/s. 'mulaw' halves PCM's bandwidth.
+ * @property {number} [maxReconnectAttempts] default: the server's `reconnect.max_attempts`
+ * @property {TokenSource} [token] the token (a JWT) `hello` carries, or a function giving one,
+ *   asked before every connection (tokens are short-lived; reconnections may come much later);
+ *   `signal` aborts when the attempt is given up: pass it to fetch(). Default: a dev-mode
+ *   server's (dev-tokens.js), or none.
+ * @property {boolean} [telemetry] send errors, fallbacks, reconnections and audio statistics
+ *   to the server's /api/analytics (telemetry.js); default true
+ */
 
 /**
  * A listener's connection to a voice-rtc server.
@@ -58,70 +117,48 @@ const STATS_REPORT_MS = 30000; // how often telemetry gets a summary of the audi
  *   `SERVER_DRAINING` (the server is shutting down: speech in progress may finish, then the
  *   client reconnects, to another server behind the load balancer),
  *   `WEBSOCKET_CONNECTION_FAILED` (the connection dropped; reconnecting) and
- *   `AUDIO_PLAYBACK_FAILED` (the browser will not play audio: autoplay refused, or no
- *   AudioWorklet outside a secure context; captions meanwhile: call resumeAudio() from a user
- *   gesture). `SESSION_NOT_FOUND` means the session was gone and a new one started. A server
- *   error refusing a reconnection attempt comes here too (AUTHENTICATION_FAILED: the next
- *   attempt wants a new token).
+ *   `AUDIO_PLAYBACK_FAILED` (action `enable_audio`: the browser will not play audio — no user
+ *   gesture yet, or no AudioWorklet outside a secure context; captions meanwhile, and the
+ *   speech waits: call resumeAudio() from a click and it plays from where it stopped).
+ *   `SESSION_NOT_FOUND` means the session was gone and a new one started. A server error
+ *   refusing a reconnection attempt comes here too (AUTHENTICATION_FAILED: the next attempt
+ *   wants a new token).
  */
 export class VoiceClient extends EventTarget {
   #url;
   #element;
-  #iceTransportPolicy;
   #transportOption;
-  #codec;
   #maxAttempts;
   #token;
-  #devTokens = null; // without a token of the app's, a dev-mode server's
+  /** @type {DevTokens | null} without a token of the app's, a dev-mode server's */
+  #devTokens = null;
   #errors;
+  /** @type {Telemetry | null} */
   #telemetry = null;
-  #statsReporter = null; // interval: audio statistics to telemetry, while connected
-  #underrunsReported = 0;
-  #speakNotBefore = 0; // performance.now() time: a rate limit said to wait until then
+  /** @type {StatsReporter | null} */
+  #statsReporter = null;
+  #speakGate = new RateLimitGate();
+  #cursor = new SessionCursor();
+  #chain;
 
-  #stateDetail = { state: 'new' }; // the last `state` event's
-  #life = null; // AbortController, from connect() until failed or closed
-  // The session: it outlives connections.
+  /** @type {StateDetail} the last `state` event's */
+  #stateDetail = { state: 'new' };
+  /** @type {AbortController | null} from connect() until failed or closed */
+  #life = null;
+  /** @type {any} the server's welcome: the session, which outlives connections */
   #welcome = null;
-  #lastEventId = 0;
-  #played = null; // the last position known played: {transport_id, seq | rtp_timestamp}
-  #latestUtterance = 0; // the highest utterance id heard of
-  #cancelledThrough = 0; // utterances up to this id were cancelled: their frames are dropped
-  #cancels = 0; // cancel() calls so far
-  #cancelOnResume = false; // cancel() while disconnected: send it once reconnected
-  #path = null; // where speech goes: 'webrtc' -> 'websocket' -> 'captions' (the chain)
-  #pathReason = 'other'; // why it is off WebRTC, as `transport` requests say
-  #player = null; // plays WebSocket audio; keeps playing what it holds through a reconnection
-  #announced = null; // the transport of the last `transport` event
-  // The connection.
+  /** @type {Signaling | null} the connection */
   #signaling = null;
-  #audio = null; // the transport in use, or the last one
-  #reported = null; // the position last reported on this connection
-  #drained = null; // the signaling the server announced it is draining
+  /** @type {Signaling | null} the one the server announced it is draining */
+  #drained = null;
 
-  /**
-   * @param {object} [options]
-   * @param {string} [options.url] signaling WebSocket URL; default ws(s)://<this page's host>/ws
-   * @param {HTMLAudioElement} [options.audioElement] plays WebRTC speech; default a detached one
-   * @param {RTCIceTransportPolicy} [options.iceTransportPolicy] 'all' (default) or 'relay'
-   * @param {'auto'|'webrtc'|'websocket'} [options.transport] 'auto' (default): WebRTC, falling
-   *   back to the WebSocket; otherwise only that one (unless the server insists on another)
-   * @param {'pcm_s16le'|'mulaw'} [options.codec] of WebSocket audio; mulaw halves its bandwidth
-   * @param {number} [options.maxReconnectAttempts] default: the server's `reconnect.max_attempts`
-   * @param {string | ((signal: AbortSignal) => string | undefined | Promise<string | undefined>)}
-   *   [options.token] the token (a JWT) `hello` carries, or a function giving one, asked before
-   *   every connection (tokens are short-lived; reconnections may come much later); `signal`
-   *   aborts when the attempt is given up: pass it to fetch(). Default: a dev-mode server's
-   *   (dev-tokens.js), or none.
-   * @param {boolean} [options.telemetry] send errors, fallbacks, reconnections and audio
-   *   statistics to the server's /api/analytics (telemetry.js); default true
-   */
+  /** @param {VoiceClientOptions} [options] */
   constructor({
     url,
     audioElement,
     iceTransportPolicy = 'all',
     transport = 'auto',
-    codec = 'pcm_s16le',
+    codec = 'auto',
     maxReconnectAttempts,
     token,
     telemetry = true,
@@ -129,27 +166,100 @@ export class VoiceClient extends EventTarget {
     super();
     this.#url = url ?? defaultUrl();
     this.#element = audioElement ?? new Audio();
-    this.#iceTransportPolicy = iceTransportPolicy;
     this.#transportOption = transport;
-    this.#codec = codec;
     this.#maxAttempts = maxReconnectAttempts;
     this.#token = token;
     if (token === undefined) this.#devTokens = new DevTokens(this.#url);
     this.#errors = new ErrorTable(this.#url);
+    this.#chain = new TransportChain({
+      forced: () => this.#forcedTransport,
+      cursor: this.#cursor,
+      welcome: () => this.#welcome,
+      iceTransportPolicy,
+      element: this.#element,
+      codec,
+      onTransport: (event) => {
+        this.#emit('transport', event);
+        if (event.reason) {
+          this.#telemetry?.record({ type: 'fallback', to: event.transport, reason: event.reason });
+        }
+      },
+      onUp: (transport, intended) =>
+        this.#setState(intended ? 'connected' : 'degraded', { transport }),
+      onError: (code, detail) => this.#emitError(code, detail),
+      reportPosition: () => this.#reportPosition(),
+      restart: (reason) => this.#signaling?.close(1000, reason),
+    });
     if (telemetry) {
-      this.#telemetry = new Telemetry({
+      const events = (this.#telemetry = new Telemetry({
         url: httpUrl(this.#url, '/api/analytics'),
         token: (signal) => this.#newToken(signal),
         storage: localStorageOrNull(),
+      }));
+      this.#statsReporter = new StatsReporter({
+        record: (event) => events.record(event),
+        stats: () => this.stats(),
       });
       // What is still queued goes as the page does (or at its next load).
-      globalThis.addEventListener?.('pagehide', () => this.#telemetry.flush({ keepalive: true }));
+      globalThis.addEventListener?.('pagehide', () => events.flush({ keepalive: true }));
     }
+  }
+
+  /**
+   * Listen for `state`, `transport`, `utterance` or `error` events (see the class comment).
+   * @template {keyof VoiceClientEventMap} K
+   * @overload
+   * @param {K} type
+   * @param {(event: VoiceClientEventMap[K]) => void} listener
+   * @param {boolean | AddEventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @overload
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | AddEventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | AddEventListenerOptions} [options]
+   */
+  addEventListener(type, listener, options) {
+    super.addEventListener(type, listener, options);
+  }
+
+  /**
+   * @template {keyof VoiceClientEventMap} K
+   * @overload
+   * @param {K} type
+   * @param {(event: VoiceClientEventMap[K]) => void} listener
+   * @param {boolean | EventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @overload
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | EventListenerOptions} [options]
+   * @returns {void}
+   */
+  /**
+   * @param {string} type
+   * @param {EventListenerOrEventListenerObject | null} listener
+   * @param {boolean | EventListenerOptions} [options]
+   */
+  removeEventListener(type, listener, options) {
+    super.removeEventListener(type, listener, options);
   }
 
   /**
    * The error body for `code`, from the server's table (GET /api/errors): its message for the
    * user and its `action`, with `fields` (say, a `detail`) over them.
+   * @param {string} code
+   * @param {object} [fields]
+   * @returns {ErrorBody}
    */
   describeError(code, fields = {}) {
     return this.#errors.describe(code, fields);
@@ -161,14 +271,14 @@ export class VoiceClient extends EventTarget {
   }
 
   /**
-   * Where speech is going, as the last `state` event said: 'webrtc', 'websocket', 'captions',
-   * or null when not connected.
+   * Where speech is going, as the last `state` event said, or null when not connected.
+   * @returns {TransportKind | null}
    */
   get transport() {
-    return this.#isUp ? this.#stateDetail.transport : null;
+    return this.#isUp ? (this.#stateDetail.transport ?? null) : null;
   }
 
-  /** The session's id (the same after a resume), or null. */
+  /** The session's id (the same after a resume), or null. @returns {string | null} */
   get sessionId() {
     return this.#welcome?.session_id ?? null;
   }
@@ -180,50 +290,43 @@ export class VoiceClient extends EventTarget {
 
   /** The MediaStream received over WebRTC (for an AnalyserNode, say), or null. */
   get remoteStream() {
-    return this.#audio instanceof WebRTCAudio ? this.#audio.stream : null;
+    const audio = this.#chain.audio;
+    return audio instanceof WebRTCAudio ? audio.stream : null;
   }
 
   /** The RTCPeerConnection in use, or null. */
   get pc() {
-    return this.#audio instanceof WebRTCAudio ? this.#audio.pc : null;
+    const audio = this.#chain.audio;
+    return audio instanceof WebRTCAudio ? audio.pc : null;
   }
 
   /** The AudioNode WebSocket audio plays from (for an AnalyserNode, say), or null. */
   get audioOutput() {
-    return this.#player?.output ?? null;
+    return this.#chain.outputNode;
   }
 
   /**
    * Start the session (or resume it, after `failed`): resolves once speech can play,
-   * `connected` or `degraded`; rejects if the first connection fails. Call it from a user
-   * gesture: browsers play audio only after one.
+   * `connected` or `degraded`; rejects if the first connection fails. Call it in a user
+   * gesture's handler (a click), before anything else is awaited: it asks the browser for
+   * audio output then, which some browsers allow only within a moment of the gesture.
+   * @returns {Promise<void>}
    */
   async connect() {
     if (this.#life) throw new Error('VoiceClient is already connecting or connected');
     const life = (this.#life = new AbortController());
-    if (this.#telemetry) {
-      this.#telemetry.start();
-      this.#statsReporter = setInterval(
-        () => this.#reportStats().catch(() => {}), // a transport closing meanwhile: next time
-        STATS_REPORT_MS,
-      );
-    }
-    if (this.#transportOption === 'websocket') {
-      // WebSocket audio is certain: create the AudioContext now, in the caller's gesture.
-      try {
-        this.#player ??= new PcmPlayer();
-      } catch {
-        // #startPlayer tries again, and reports why it cannot.
-      }
-    }
+    this.#chain.prepareAudio(); // first, while the gesture counts
+    this.#telemetry?.start();
+    this.#statsReporter?.start();
     this.#setState('connecting');
+    let signaling;
     try {
-      await this.#open(life.signal);
+      signaling = await this.#open(life.signal);
     } catch (error) {
-      if (!life.signal.aborted) this.#shutdown('failed', error);
+      if (!life.signal.aborted) this.#shutdown('failed', asError(error));
       throw error;
     }
-    this.#supervise(life.signal);
+    this.#supervise(signaling, life.signal);
     await this.#untilUp();
   }
 
@@ -239,30 +342,17 @@ export class VoiceClient extends EventTarget {
   async speak(text) {
     const signaling = this.#signaling;
     if (!signaling?.isOpen) throw new Error(`VoiceClient is ${this.state}, not connected`);
-    const waitMs = this.#speakNotBefore - performance.now();
-    if (waitMs > 0) {
-      // Told to wait: asking sooner would only be refused again.
-      const retryAfterS = Math.ceil(waitMs / 1000);
-      throw new ServerError(
-        this.#errors.describe('RATE_LIMIT_EXCEEDED', {
-          detail: `too many requests; retry in ${retryAfterS} s`,
-          retry_after_s: retryAfterS,
-        }),
-      );
-    }
-    const cancels = this.#cancels;
-    let id;
+    this.#speakGate.check((code, fields) => this.#errors.describe(code, fields));
+    const ticket = this.#cursor.speaking();
+    let reply;
     try {
-      ({ utterance_id: id } = await signaling.request({ type: 'speak', text }, 'queued'));
+      reply = await signaling.request({ type: 'speak', text }, 'queued');
     } catch (error) {
-      const retryAfterS = error.body?.retry_after_s;
-      if (retryAfterS) this.#speakNotBefore = performance.now() + retryAfterS * 1000;
+      this.#speakGate.refused(error);
       throw error;
     }
-    this.#latestUtterance = Math.max(this.#latestUtterance, id);
-    // The server handles messages in order: a cancel() sent after this speak cancelled it too.
-    if (this.#cancels !== cancels) this.#cancelledThrough = Math.max(this.#cancelledThrough, id);
-    return id;
+    this.#cursor.queued(reply.utterance_id, ticket);
+    return reply.utterance_id;
   }
 
   /**
@@ -270,36 +360,27 @@ export class VoiceClient extends EventTarget {
    * `utterance_ended` (cancelled). Disconnected, the server is told once reconnected.
    */
   cancel() {
-    this.#cancels++;
-    this.#cancelledThrough = this.#latestUtterance;
-    this.#player?.flush();
-    if (this.#signaling?.isOpen) this.#signaling.send({ type: 'cancel' });
-    else if (this.#life) this.#cancelOnResume = true;
+    const sent = this.#signaling?.isOpen ?? false;
+    this.#cursor.cancel(sent || !this.#life);
+    this.#chain.cancel();
+    if (sent) this.#signaling?.send({ type: 'cancel' });
   }
 
   /**
-   * On captions only (after AUDIO_PLAYBACK_FAILED), play speech again, over the WebSocket. Call
-   * it from a user gesture (a click): that is what the browser was waiting for.
+   * After AUDIO_PLAYBACK_FAILED (captions only), play speech again: call it from a user
+   * gesture (a click), which is what the browser was waiting for. What was held plays first.
+   * @returns {Promise<void>}
    */
-  async resumeAudio() {
-    if (this.#path !== 'captions') return;
-    const player = await this.#startPlayer();
-    if (!player || this.#path !== 'captions') return;
-    this.#path = 'websocket'; // reconnecting, the next connection plays it
-    if (this.#isUp && this.#audio instanceof WebSocketAudio) {
-      this.#audio.play(player);
-      this.#audioUp(this.#audio, 'audio enabled');
-    }
+  resumeAudio() {
+    return this.#chain.enableAudio();
   }
 
   /** Hang up and end the session. Requests awaiting a reply reject. */
   close() {
-    this.#shutdown('closed', new Error('VoiceClient was closed'));
+    this.#shutdown('closed', new Error('VoiceClient was closed'), true);
     this.#telemetry?.flush();
     this.#telemetry?.stop();
     this.#forgetSession();
-    this.#path = null;
-    this.#pathReason = 'other';
   }
 
   /**
@@ -307,19 +388,21 @@ export class VoiceClient extends EventTarget {
    * transport's `codec`, over WebRTC getStats()'s (packetsReceived, packetsLost, jitter,
    * audioLevel, totalAudioEnergy, averageJitterBufferDelay, currentRoundTripTime) and once
    * WebSocket audio has played, its jitter buffer's (underruns, jitterBufferTarget,
-   * bufferedAudio, duplicateFrames, overflowFrames, audioLevel), reconnecting too: it plays on
-   * what it holds. Times in seconds; a field is undefined until known.
+   * bufferedAudio, framesPlayed, duplicateFrames, overflowFrames, audioLevel), reconnecting
+   * too: it plays on what it holds. Times in seconds; a field is undefined until known.
+   * @returns {Promise<ClientStats>}
    */
   async stats() {
     const transport = this.transport;
     // Switching, the next transport is not in use yet: nothing of it to report.
-    const audio = this.#audio?.kind === transport ? this.#audio : null;
+    const audio = this.#chain.audio;
+    const current = audio?.kind === transport ? audio : null;
     return {
       state: this.state,
       transport,
       rtt: this.rtt,
-      ...this.#player?.stats,
-      ...(audio && (await audio.stats())),
+      ...this.#chain.outputStats,
+      ...(current && (await current.stats())),
     };
   }
 
@@ -327,7 +410,10 @@ export class VoiceClient extends EventTarget {
     return this.state === 'connected' || this.state === 'degraded';
   }
 
-  /** The transport the settings insist on, the server's first; null: WebRTC, falling back. */
+  /**
+   * The transport the settings insist on, the server's first; null: WebRTC, falling back.
+   * @returns {TransportKind | null}
+   */
   get #forcedTransport() {
     const server = this.#welcome?.transport;
     if (server && server !== 'auto') return server;
@@ -337,6 +423,8 @@ export class VoiceClient extends EventTarget {
   /**
    * One connection: a token, the socket, hello (resuming the session if there is one), the
    * audio; all of it within CONNECT_TIMEOUT_MS.
+   * @param {AbortSignal} lifeSignal
+   * @returns {Promise<Signaling>}
    */
   async #open(lifeSignal) {
     const attempt = new AbortController();
@@ -344,23 +432,27 @@ export class VoiceClient extends EventTarget {
     const timer = setTimeout(giveUp, CONNECT_TIMEOUT_MS);
     const stop = () => attempt.abort(lifeSignal.reason);
     lifeSignal.addEventListener('abort', stop);
+    /** @type {Signaling | null} */
     let signaling = null;
     this.#errors.load(attempt.signal); // for errors to come; the connection does not wait on it
     try {
       const token = await abortable(this.#newToken(attempt.signal), attempt.signal);
-      signaling = new Signaling(this.#url, {
+      const opened = (signaling = new Signaling(this.#url, {
         onMessage: (message) => this.#receive(message),
-        onAudio: (message) => this.#receiveAudio(message),
-      });
+        onAudio: (message) => this.#chain.receive(message),
+      }));
       // Closing it settles whatever waits on it, with an error.
-      attempt.signal.addEventListener('abort', () => signaling.close(1000, 'attempt abandoned'));
+      attempt.signal.addEventListener('abort', () => opened.close(1000, 'attempt abandoned'));
       await signaling.opened;
       await this.#hello(signaling, token);
       this.#adopt(signaling);
-      await (this.#path === 'webrtc' ? this.#startWebRTC() : this.#startWebSocket());
+      await this.#chain.start(signaling);
+      return signaling;
     } catch (error) {
       signaling?.close();
-      if (error.code === 'AUTHENTICATION_FAILED') this.#devTokens?.refused();
+      if (error instanceof ServerError && error.code === 'AUTHENTICATION_FAILED') {
+        this.#devTokens?.refused();
+      }
       throw attempt.signal.reason ?? error;
     } finally {
       clearTimeout(timer);
@@ -368,26 +460,29 @@ export class VoiceClient extends EventTarget {
     }
   }
 
+  /**
+   * @param {AbortSignal} signal
+   * @returns {Promise<string | undefined>}
+   */
   async #newToken(signal) {
     if (this.#devTokens) return this.#devTokens.get(signal);
     return typeof this.#token === 'function' ? this.#token(signal) : this.#token;
   }
 
+  /**
+   * @param {Signaling} signaling
+   * @param {string | undefined} token
+   */
   async #hello(signaling, token) {
     const hello = { type: 'hello', version: PROTOCOL_VERSION, ...(token && { token }) };
     if (this.#welcome) {
-      this.#notePosition(); // WebSocket audio may have played on since the drop
-      const resume = {
-        ...hello,
-        resume: this.#welcome.resume_token,
-        last_event: this.#lastEventId,
-        ...(this.#played && { position: this.#played }),
-      };
+      this.#chain.notePosition(); // WebSocket audio may have played on since the drop
+      const resume = { ...hello, resume: this.#welcome.resume_token, ...this.#cursor.resumeFields() };
       try {
         this.#welcomed(await signaling.request(resume, 'welcome'));
         return;
       } catch (error) {
-        if (error.code !== 'SESSION_NOT_FOUND') throw error;
+        if (!(error instanceof ServerError && error.code === 'SESSION_NOT_FOUND')) throw error;
         this.#emit('error', error.body); // what was queued is gone: the app should know
         this.#forgetSession();
       }
@@ -395,219 +490,79 @@ export class VoiceClient extends EventTarget {
     this.#welcomed(await signaling.request(hello, 'welcome'));
   }
 
+  /** @param {any} welcome */
   #welcomed(welcome) {
     this.#welcome = welcome;
     if (this.#telemetry) this.#telemetry.sessionId = welcome.session_id;
-    if (this.#path !== null) return;
-    this.#path = this.#forcedTransport ?? 'webrtc';
-    if (this.#path === 'websocket') this.#pathReason = 'forced';
+    this.#chain.begin();
   }
 
   /** Start over in a new session: nothing of the old one applies, its positions least of all. */
   #forgetSession() {
-    this.#audio?.close();
-    this.#audio = null;
+    this.#chain.forgetSession();
     this.#welcome = null;
-    this.#lastEventId = 0;
-    this.#played = null;
-    this.#latestUtterance = 0;
-    this.#cancelledThrough = 0;
-    this.#cancelOnResume = false;
-    this.#player?.reset();
+    this.#cursor.forget();
   }
 
-  /** Make `signaling` the connection: heartbeats, position reports, a pending cancel. */
+  /**
+   * Make `signaling` the connection: heartbeats, position reports, a cancel made meanwhile.
+   * @param {Signaling} signaling
+   */
   #adopt(signaling) {
     const { heartbeat, position_interval_ms: positionIntervalMs } = this.#welcome;
     this.#signaling = signaling;
-    this.#reported = null;
     signaling.startHeartbeat(heartbeat.interval_ms, heartbeat.timeout_ms);
     const reporter = setInterval(() => this.#reportPosition(), positionIntervalMs);
     signaling.closed.then(() => clearInterval(reporter));
-    if (this.#cancelOnResume) {
-      signaling.send({ type: 'cancel' });
-      this.#cancelOnResume = false;
-    }
+    if (this.#cursor.connected()) signaling.send({ type: 'cancel' });
   }
 
-  async #startWebRTC() {
-    const signaling = this.#signaling;
-    let audio = null;
-    try {
-      audio = new WebRTCAudio({
-        iceServers: this.#welcome.ice_servers,
-        iceTransportPolicy: this.#iceTransportPolicy,
-        element: this.#element,
-        fallback: this.#welcome.fallback,
-        onConnected: () => this.#audioUp(audio),
-        onFailure: (reason, detail) => this.#audioFailed(audio, reason, detail),
-        onAutoplayBlocked: () => this.#autoplayBlocked(audio),
-      });
-      this.#replaceAudio(audio);
-      await audio.negotiate(signaling);
-    } catch (error) {
-      if (audio && audio !== this.#audio) return; // it failed meanwhile, and was dealt with
-      // Unless the connection itself went, WebRTC is unusable here (disabled in this browser,
-      // the offer refused): fall back, when allowed.
-      if (this.#forcedTransport || !signaling.isOpen) throw error;
-      this.#path = 'websocket';
-      this.#pathReason = 'unsupported';
-      await this.#startWebSocket(`WebRTC unavailable: ${error.message}`);
-    }
-  }
-
-  /** @param {string} [detail] why speech moves here, in words */
-  async #startWebSocket(detail) {
-    const signaling = this.#signaling;
-    const audio = new WebSocketAudio(this.#codec);
-    this.#replaceAudio(audio); // at once: whatever it replaces is over from now on
-    if (this.#path === 'websocket') {
-      const player = await this.#startPlayer();
-      if (player) audio.play(player);
-    }
-    const request = {
-      type: 'transport',
-      mode: 'websocket',
-      codec: this.#codec,
-      reason: this.#pathReason,
-    };
-    audio.transportId = (await signaling.request(request, 'transport')).transport_id;
-    this.#audioUp(audio, detail);
-  }
-
-  /** The player, started; or null, having moved to captions only, if audio cannot play. */
-  async #startPlayer() {
-    try {
-      this.#player ??= new PcmPlayer();
-      await this.#player.start();
-      return this.#player;
-    } catch (error) {
-      this.#player?.close();
-      this.#player = null;
-      this.#path = 'captions';
-      this.#emitError('AUDIO_PLAYBACK_FAILED', error.message);
-      return null;
-    }
-  }
-
-  /** Move speech down the chain on this connection; the session and its cursor carry over. */
-  async #fallBack(from, path, reason, detail) {
-    if (from !== this.#audio) return;
-    this.#path = path;
-    this.#pathReason = reason;
-    this.#reportPosition(); // the old transport's final position, before the switch
-    await this.#startWebSocket(detail);
-  }
-
-  #audioFailed(audio, reason, detail) {
-    const signaling = this.#signaling;
-    if (audio !== this.#audio) return;
-    if (this.#forcedTransport) {
-      // Try again on a new connection, which negotiates a new peer connection.
-      signaling.close(1000, `WebRTC: ${reason}`);
-      return;
-    }
-    this.#fallBack(audio, 'websocket', reason, detail).catch((error) =>
-      this.#fallbackFailed(signaling, error),
-    );
-  }
-
-  #autoplayBlocked(audio) {
-    const signaling = this.#signaling;
-    this.#emitError('AUDIO_PLAYBACK_FAILED', 'audio.play() was not allowed');
-    if (audio !== this.#audio || this.#forcedTransport) return;
-    // WebSocket audio would be refused too; captions keep the listener informed meanwhile.
-    this.#fallBack(audio, 'captions', 'other', 'the browser refused to play audio').catch(
-      (error) => this.#fallbackFailed(signaling, error),
-    );
-  }
-
-  /** Start over on a new connection, which starts on the fallback path. */
-  #fallbackFailed(signaling, error) {
-    console.warn('voice-rtc: switching transports failed:', error.message);
-    signaling.close(1000, 'switching transports failed');
-  }
-
-  #replaceAudio(next) {
-    this.#notePosition();
-    this.#audio?.close();
-    this.#audio = next;
-  }
-
-  /** Speech flows on `audio`; `detail` says why it moved there, if it did. */
-  #audioUp(audio, detail) {
-    if (audio !== this.#audio) return;
-    const transport = audio.kind;
-    if (transport !== this.#announced) {
-      this.#announced = transport;
-      const reason = transport === 'webrtc' ? undefined : this.#pathReason;
-      this.#emit('transport', { transport, reason, detail });
-      if (reason) this.#telemetry?.record({ type: 'fallback', to: transport, reason });
-    }
-    const intended = this.#forcedTransport ?? 'webrtc';
-    this.#setState(transport === intended ? 'connected' : 'degraded', { transport });
-  }
-
-  /** Reconnect whenever the connection drops, until given up or closed. */
-  async #supervise(lifeSignal) {
+  /**
+   * Reconnect whenever the connection drops, until given up or closed.
+   * @param {Signaling} signaling
+   * @param {AbortSignal} lifeSignal
+   */
+  #supervise(signaling, lifeSignal) {
     const { reconnect } = this.#welcome;
-    const schedule = new RetrySchedule({
-      baseMs: reconnect.base_ms,
-      capMs: reconnect.cap_ms,
-      maxAttempts: this.#maxAttempts ?? reconnect.max_attempts,
-      stableAfterMs: STABLE_AFTER_MS,
-    });
-    schedule.connected(performance.now());
-    for (;;) {
-      const { code, reason } = await this.#signaling.closed;
-      if (lifeSignal.aborted) return;
-      this.#notePosition();
-      this.#audio.close();
-      if (code === CLOSE_REPLACED) {
-        this.#shutdown('closed', new Error(`the session was resumed elsewhere (${reason})`));
-        return;
-      }
-      // After a drain the close was announced, and told (SERVER_DRAINING).
-      if (this.#drained !== this.#signaling) {
-        this.#emitError('WEBSOCKET_CONNECTION_FAILED', `closed: ${code} ${reason}`);
-      }
-      schedule.dropped(performance.now());
-      if (!(await this.#reconnect(schedule, lifeSignal))) return;
-      schedule.connected(performance.now());
-    }
-  }
-
-  /** @returns {Promise<boolean>} whether it reconnected; if not, the client is failed or closed */
-  async #reconnect(schedule, lifeSignal) {
-    let toldToWaitMs = 0; // a rate limit's retry_after_s: not sooner than that
-    for (let next = schedule.next(); next; next = schedule.next()) {
-      this.#setState('reconnecting', { attempt: next.attempt, maxAttempts: schedule.maxAttempts });
-      this.#telemetry?.record({ type: 'reconnect', attempt: next.attempt });
-      await sleep(Math.max(next.delayMs, toldToWaitMs), lifeSignal);
-      if (lifeSignal.aborted) return false;
-      try {
-        await this.#open(lifeSignal);
+    const supervisor = new ReconnectionSupervisor({
+      policy: {
+        baseMs: reconnect.base_ms,
+        capMs: reconnect.cap_ms,
+        maxAttempts: this.#maxAttempts ?? reconnect.max_attempts,
+        stableAfterMs: STABLE_AFTER_MS,
+      },
+      connect: (signal) => this.#open(signal),
+      onDrop: ({ code, reason }) => {
+        this.#chain.dropped();
+        if (code === CLOSE_REPLACED) {
+          this.#shutdown('closed', new Error(`the session was resumed elsewhere (${reason})`));
+          return false;
+        }
+        // After a drain the close was announced, and told (SERVER_DRAINING).
+        if (this.#drained !== this.#signaling) {
+          this.#emitError('WEBSOCKET_CONNECTION_FAILED', `closed: ${code} ${reason}`);
+        }
         return true;
-      } catch (error) {
-        if (lifeSignal.aborted) return false;
-        toldToWaitMs = (error.body?.retry_after_s ?? 0) * 1000;
+      },
+      onAttempt: (attempt, maxAttempts) => {
+        this.#setState('reconnecting', { attempt, maxAttempts });
+        this.#telemetry?.record({ type: 'reconnect', attempt });
+      },
+      onAttemptFailed: (error, attempt) => {
         // The app made no request the server's refusal answers (AUTHENTICATION_FAILED: a new
         // token, say): it hears of it here.
         if (error instanceof ServerError) this.#emit('error', error.body);
-        console.info(`voice-rtc: reconnection attempt ${next.attempt} failed:`, error.message);
-      }
-    }
-    const error = new Error(`not reconnected after ${schedule.maxAttempts} attempts`);
-    this.#shutdown('failed', error);
-    return false;
+        console.info(`voice-rtc: reconnection attempt ${attempt} failed:`, asError(error).message);
+      },
+      onGiveUp: (error) => this.#shutdown('failed', error),
+    });
+    supervisor.run(signaling, lifeSignal);
   }
 
+  /** @param {any} message a JSON message of the server's that answers no request */
   #receive(message) {
     if (message.type === 'utterance_started' || message.type === 'utterance_ended') {
-      if (message.event_id <= this.#lastEventId) return; // once each, whatever is replayed
-      this.#lastEventId = message.event_id;
-      this.#latestUtterance = Math.max(this.#latestUtterance, message.utterance_id);
-      this.#emit('utterance', message);
+      if (this.#cursor.acceptEvent(message)) this.#emit('utterance', message);
     } else if (message.type === 'drain') {
       this.#drained = this.#signaling;
       const seconds = Math.round(message.deadline_ms / 1000);
@@ -618,40 +573,33 @@ export class VoiceClient extends EventTarget {
     }
   }
 
-  #receiveAudio(message) {
-    if (this.#audio instanceof WebSocketAudio) this.#audio.receive(message, this.#cancelledThrough);
-  }
-
-  #notePosition() {
-    const position = this.#audio?.position();
-    if (position) this.#played = position;
-  }
-
   #reportPosition() {
-    this.#notePosition();
-    const position = this.#played;
-    if (!position || samePosition(position, this.#reported) || !this.#signaling?.isOpen) return;
-    this.#signaling.send({ type: 'position', ...position });
-    this.#reported = position;
+    this.#chain.notePosition();
+    if (!this.#signaling?.isOpen) return;
+    const position = this.#cursor.takeReport();
+    if (position) this.#signaling.send({ type: 'position', ...position });
   }
 
-  /** Release everything the connection holds, and settle what waits on it. */
-  #shutdown(state, error) {
+  /**
+   * Release everything the connection holds, and settle what waits on it.
+   * @param {'failed' | 'closed'} state
+   * @param {Error} error
+   * @param {boolean} [forgetPath] the next connect() starts from WebRTC again
+   */
+  #shutdown(state, error, forgetPath = false) {
     this.#life?.abort(error);
     this.#life = null;
-    clearInterval(this.#statsReporter);
-    this.#notePosition();
+    this.#statsReporter?.stop();
+    this.#chain.shutdown(forgetPath);
     this.#signaling?.close();
     this.#signaling = null;
-    this.#audio?.close();
-    this.#audio = null;
-    this.#player?.close();
-    this.#player = null;
-    this.#announced = null;
     this.#setState(state, { error });
   }
 
-  /** Resolves once `connected` or `degraded`; rejects on `failed` or `closed`. */
+  /**
+   * Resolves once `connected` or `degraded`; rejects on `failed` or `closed`.
+   * @returns {Promise<void>}
+   */
   #untilUp() {
     return new Promise((resolve, reject) => {
       const check = () => {
@@ -666,48 +614,42 @@ export class VoiceClient extends EventTarget {
     });
   }
 
+  /**
+   * @param {ClientState} state
+   * @param {Omit<StateDetail, 'state'>} [detail]
+   */
   #setState(state, detail = {}) {
+    /** @type {Record<string, unknown>} */
     const next = { state, ...detail };
+    /** @type {Record<string, unknown>} */
     const previous = this.#stateDetail;
     const same = Object.keys({ ...next, ...previous }).every((key) => next[key] === previous[key]);
     if (same) return;
-    this.#stateDetail = next;
-    this.#emit('state', next);
+    this.#stateDetail = /** @type {StateDetail} */ (next);
+    this.#emit('state', this.#stateDetail);
   }
 
-  /** An error this client raises itself, described by the server's table. */
+  /**
+   * An error this client raises itself, described by the server's table.
+   * @param {string} code
+   * @param {string} detail
+   */
   #emitError(code, detail) {
     this.#emit('error', this.#errors.describe(code, { detail }));
   }
 
+  /**
+   * @template {keyof VoiceClientEventMap} K
+   * @param {K} type
+   * @param {VoiceClientEventMap[K]['detail']} detail
+   */
   #emit(type, detail) {
     if (type === 'error') {
-      const message = (detail.detail ?? detail.message)?.slice(0, 500);
-      this.#telemetry?.record({ type: 'error', code: detail.code, message });
+      const body = /** @type {ErrorBody} */ (detail);
+      const message = (body.detail ?? body.message)?.slice(0, 500);
+      this.#telemetry?.record({ type: 'error', code: body.code, message });
     }
     this.dispatchEvent(new CustomEvent(type, { detail }));
-  }
-
-  /** A summary of the audio statistics, and any new underruns, for telemetry. */
-  async #reportStats() {
-    const stats = await this.stats();
-    if (!this.#telemetry || !stats.transport) return;
-    const ms = (seconds) => (seconds == null ? undefined : Math.min(seconds * 1000, 600000));
-    const count = (n) => (n == null ? undefined : Math.max(0, n)); // packetsLost can be < 0
-    this.#telemetry.record({
-      type: 'stats',
-      transport: stats.transport,
-      rtt_ms: ms(stats.currentRoundTripTime ?? stats.rtt),
-      jitter_ms: ms(stats.jitter),
-      jitter_buffer_ms: ms(stats.averageJitterBufferDelay ?? stats.jitterBufferTarget),
-      packets_received: count(stats.packetsReceived),
-      packets_lost: count(stats.packetsLost),
-    });
-    const underruns = stats.underruns ?? 0;
-    if (underruns < this.#underrunsReported) this.#underrunsReported = 0; // a new player
-    const fresh = Math.min(underruns - this.#underrunsReported, 10000);
-    if (fresh > 0) this.#telemetry.record({ type: 'underrun', transport: 'websocket', count: fresh });
-    this.#underrunsReported = underruns;
   }
 }
 
@@ -726,33 +668,23 @@ function localStorageOrNull() {
   }
 }
 
-function samePosition(a, b) {
-  return (
-    a?.transport_id === b?.transport_id &&
-    a?.seq === b?.seq &&
-    a?.rtp_timestamp === b?.rtp_timestamp
-  );
+/** @param {unknown} error */
+function asError(error) {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
-/** `promise`'s outcome, unless `signal` aborts first: then its reason. */
+/**
+ * `promise`'s outcome, unless `signal` aborts first: then its reason.
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {AbortSignal} signal
+ * @returns {Promise<T>}
+ */
 function abortable(promise, signal) {
   return new Promise((resolve, reject) => {
     const abort = () => reject(signal.reason);
     if (signal.aborted) abort();
     signal.addEventListener('abort', abort, { once: true });
     promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
-  });
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms, signal) {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done);
   });
 }

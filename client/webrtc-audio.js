@@ -13,8 +13,13 @@ import { LossMonitor } from './loss-monitor.js';
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 const LOSS_SAMPLE_MS = 1000;
 
+/**
+ * @typedef {'ice_timeout' | 'connection_failed' | 'packet_loss'} WebRTCFailure
+ * @typedef {import('./session-cursor.js').PlayedPosition} PlayedPosition
+ */
+
 export class WebRTCAudio {
-  kind = 'webrtc';
+  kind = /** @type {const} */ ('webrtc');
   transportId = 0; // from the answer
   #pc;
   #element;
@@ -24,12 +29,17 @@ export class WebRTCAudio {
   #onFailure;
   #onAutoplayBlocked;
   #listeners = new AbortController();
-  #watchdog = null;
-  #lossSampler = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #watchdog;
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #lossSampler;
+  /** @type {MediaStream | null} */
   #stream = null;
   #connected = false;
   #over = false; // failed or closed: reports nothing more
-  #final = null; // the position when closed
+  /** @type {PlayedPosition | null} the position when closed */
+  #final = null;
+  #mutedElement = false;
 
   /**
    * @param {object} options
@@ -38,9 +48,10 @@ export class WebRTCAudio {
    * @param {HTMLAudioElement} options.element plays the speech
    * @param {{ice_timeout_ms: number, loss_percent: number, loss_window_s: number}} options.fallback
    * @param {() => void} options.onConnected the first time media can flow
-   * @param {(reason: string, detail: string) => void} options.onFailure at most once; `reason`
+   * @param {(reason: WebRTCFailure, detail: string) => void} options.onFailure at most once; `reason`
    *   as the protocol names it: ice_timeout, connection_failed or packet_loss
-   * @param {() => void} options.onAutoplayBlocked the browser refused to play the speech
+   * @param {(stream: MediaStream) => void} options.onAutoplayBlocked the browser refused to
+   *   play the speech in the element
    */
   constructor({
     iceServers,
@@ -89,7 +100,8 @@ export class WebRTCAudio {
     await pc.setLocalDescription(await pc.createOffer());
     await iceGathered(pc, ICE_GATHERING_TIMEOUT_MS, this.#listeners.signal);
     if (this.#over) throw new Error('WebRTC was given up while gathering ICE candidates');
-    const offer = { type: 'offer', sdp: pc.localDescription.sdp };
+    const sdp = /** @type {RTCSessionDescription} */ (pc.localDescription).sdp;
+    const offer = { type: 'offer', sdp: withoutEndOfCandidates(sdp) };
     const answer = await signaling.request(offer, 'answer');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
     this.transportId = answer.transport_id;
@@ -135,6 +147,16 @@ export class WebRTCAudio {
     };
   }
 
+  /**
+   * The speech plays elsewhere (an AudioContext): the element plays it muted, which browsers
+   * always allow, and which Chromium needs to feed a remote stream to Web Audio at all.
+   */
+  muteElement() {
+    this.#mutedElement = true;
+    this.#element.muted = true;
+    this.#element.play().catch(() => {});
+  }
+
   /** Hang up; position() keeps what was played last. */
   close() {
     if (this.#pc.connectionState === 'closed') return;
@@ -142,6 +164,7 @@ export class WebRTCAudio {
     this.#stop();
     this.#pc.close();
     if (this.#element.srcObject === this.#stream) this.#element.srcObject = null;
+    if (this.#mutedElement) this.#element.muted = false;
     this.#stream = null;
   }
 
@@ -190,15 +213,20 @@ export class WebRTCAudio {
     }
   }
 
+  /** @param {MediaStream} stream */
   #play(stream) {
     this.#stream = stream;
     this.#element.srcObject = stream;
     this.#element.play().catch((error) => {
       // Other rejections (AbortError) only mean the source changed before playback began.
-      if (error.name === 'NotAllowedError' && !this.#over) this.#onAutoplayBlocked();
+      if (error.name === 'NotAllowedError' && !this.#over) this.#onAutoplayBlocked(stream);
     });
   }
 
+  /**
+   * @param {WebRTCFailure} reason
+   * @param {string} detail
+   */
   #fail(reason, detail) {
     if (this.#over) return;
     this.#stop();
@@ -216,6 +244,10 @@ export class WebRTCAudio {
 /**
  * Resolves when ICE gathering completes, after `timeoutMs` (with the candidates found so far),
  * or when `signal` aborts.
+ * @param {RTCPeerConnection} pc
+ * @param {number} timeoutMs
+ * @param {AbortSignal} signal
+ * @returns {Promise<void>}
  */
 function iceGathered(pc, timeoutMs, signal) {
   return new Promise((resolve) => {
@@ -233,4 +265,15 @@ function iceGathered(pc, timeoutMs, signal) {
     signal.addEventListener('abort', done);
     check();
   });
+}
+
+/**
+ * The offer as sent, without `a=end-of-candidates` (Firefox's): the server drops the mDNS host
+ * candidates it cannot resolve, and aioice, told there are no more, would prune the component
+ * and gather no candidate of its own. Without it, the browser's checks teach the server its
+ * address (peer-reflexive candidates).
+ */
+/** @param {string} sdp */
+function withoutEndOfCandidates(sdp) {
+  return sdp.replace(/^a=end-of-candidates\r?\n/gm, '');
 }

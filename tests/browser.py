@@ -20,7 +20,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
+    # No --autoplay-policy: audio plays as browsers let it, after a user gesture (a click).
     # Without it Chromium gathers no 127.0.0.1 candidate and ICE never starts on loopback.
     "--allow-loopback-in-peer-connection",
 ]

@@ -6,7 +6,6 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.browser import (
-    CHROMIUM_ARGS,
     analyse_received_audio,
     chromium,
     client_stats,
@@ -83,8 +82,7 @@ async def test_a_refused_request_is_shown_and_speak_still_works(
 
 async def test_audio_the_browser_refuses_to_play_is_reported(server: RunningServer) -> None:
     """An app that connects without a user gesture learns why nobody hears anything."""
-    strict_autoplay = [arg for arg in CHROMIUM_ARGS if not arg.startswith("--autoplay-policy")]
-    async with chromium(strict_autoplay) as browser:
+    async with chromium() as browser:
         page = await browser.new_page()
         echo_console(page)
         # Connect as the page loads, before any click. Playwright runs its evaluations and

@@ -18,7 +18,7 @@ function frame({ codec = 0, seq = 0, utterance = 1, index = 0, payload = new Uin
 
 test('the header is read big-endian', () => {
   const header = readHeader(frame({ codec: 1, seq: 0x01020304, utterance: 70000, index: 12 }));
-  assert.deepEqual(header, { codec: 1, seq: 0x01020304, utterance: 70000, index: 12 });
+  assert.deepEqual(header, { codec: 1, warmUp: false, seq: 0x01020304, utterance: 70000, index: 12 });
 });
 
 test('another format version is refused', () => {
@@ -48,4 +48,10 @@ test('mu-law decodes as G.711 does', () => {
 test('a 20 ms frame has 441 samples in either codec', () => {
   assert.equal(decodeSamples(frame({ payload: new Uint8Array(882) }), 0).length, 441);
   assert.equal(decodeSamples(frame({ codec: 1, payload: new Uint8Array(441) }), 1).length, 441);
+});
+
+test('bit 7 of the codec byte marks a warm-up frame', () => {
+  const header = readHeader(frame({ codec: 0x82, seq: 5 }));
+  assert.equal(header.codec, 2);
+  assert.equal(header.warmUp, true);
 });

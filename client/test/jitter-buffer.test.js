@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { JitterBuffer } from '../jitter-buffer.js';
+import { JitterBuffer } from '../audio-output.worklet.js';
 
 const FRAME = 441; // samples in 20 ms at 22050 Hz
 const MS = 22.05; // samples in 1 ms
@@ -155,4 +155,35 @@ test('a reset forgets the seqs played: a new session counts from 0', () => {
   buffer.reset();
   assert.equal(buffer.playedSeq, null);
   assert.equal(buffer.push(frame(0)), true);
+});
+
+test('48 kHz frames (decoded Opus) play by the same rules, durations kept in time', () => {
+  const buffer = new JitterBuffer({ sampleRate: 48000 }); // target 200 ms: 10 frames of 960
+  const opusFrame = (seq) => ({ seq, utterance: 1, samples: new Float32Array(960).fill(seq + 1) });
+  for (let seq = 0; seq < 9; seq++) buffer.push(opusFrame(seq));
+  assert.equal(buffer.bufferedMs, 180);
+  assert.equal(buffer.targetMs, 200);
+  assert.ok(Array.from({ length: 960 }, () => buffer.pull()).every((s) => s === 0));
+  buffer.push(opusFrame(9));
+  assert.equal(buffer.pull(), 1);
+  const rest = Array.from({ length: 10 * 960 }, () => buffer.pull());
+  assert.deepEqual(heard([1, ...rest]), range(0, 10));
+  assert.equal(buffer.framesPlayed, 10);
+  assert.equal(buffer.playedSeq, 9);
+});
+
+test('another rate keeps the durations and what was played, and drops frames it cannot play', () => {
+  const buffer = new JitterBuffer({ targetMs: 100 });
+  pushAll(buffer, range(0, 5));
+  pull(buffer, 5 * FRAME + 100 * MS);
+  assert.equal(buffer.playedSeq, 4);
+  pushAll(buffer, [5, 6], 2); // PCM still queued when Opus begins
+  buffer.setSampleRate(48000);
+  assert.equal(buffer.sampleRate, 48000);
+  assert.equal(buffer.targetMs, 100);
+  assert.equal(buffer.bufferedMs, 0);
+  buffer.push({ seq: 4, utterance: 1, samples: new Float32Array(960) });
+  assert.equal(buffer.duplicates, 1); // played already, at whatever rate
+  buffer.push({ seq: 7, utterance: 2, samples: new Float32Array(960).fill(8) });
+  assert.equal(buffer.bufferedMs, 20);
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Resampler, SOURCE_RATE } from '../jitter-buffer.js';
+import { PCM_RATE as SOURCE_RATE } from '../audio-frame.js';
+import { Resampler } from '../audio-output.worklet.js';
 
 const QUANTUM = 128; // an AudioWorklet renders 128 frames at a time
 
