@@ -33,6 +33,7 @@ from voice_rtc.session import (
     SessionRegistry,
 )
 from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer
+from voice_rtc.transports.websocket import close_at_once
 from voice_rtc.turn import ice_servers
 from voice_rtc.utterance import PendingTextFull, UtteranceClosed
 
@@ -56,6 +57,9 @@ from .messages import (
 )
 
 log = logging.getLogger(__name__)
+# What clients' input makes us log, for every connection together: an attacker opening socket
+# after socket floods the log no more than one sending message after message.
+CLIENT_INPUT = LogThrottle(log)
 
 CLOSE_REPLACED = 4001  # the session was resumed on another connection: do not reconnect
 CLOSE_HEARTBEAT_TIMEOUT = 4002  # the client went silent: reconnect if you are still there
@@ -94,7 +98,6 @@ class Connection:
         # or without, takes more than its share of the event loop. Before hello a client has
         # next to nothing to say (hello, a ping), so its budget is smaller until then.
         self._budget = TokenBucket(*BEFORE_HELLO_BUDGET)
-        self._log = LogThrottle(log)  # what this client's input makes us log, bounded
 
     async def run(self) -> None:
         self._spawn(self._watch_heartbeat(), "heartbeat-watchdog")
@@ -112,20 +115,22 @@ class Connection:
                         ErrorCode.INVALID_FIELD, "binary messages are not accepted"
                     )
                 elif msg.type == WSMsgType.ERROR:
-                    self._log.info("socket_error", error=type(self._ws.exception()).__name__)
+                    error = type(self._ws.exception()).__name__
+                    CLIENT_INPUT.info("socket_error", error, error=error)
                 # A backlog of queued messages is read without the loop ever waiting: yield
                 # after each, so the clock and every other connection get their turn.
                 await asyncio.sleep(0)
         finally:
-            self._log.flush()
             await self._close()
 
     async def _refuse_flood(self) -> None:
         """Over its message budget: the client is told once, then the socket is closed."""
         detail = "too many messages; this connection is closed"
         await self._send_error(ErrorCode.RATE_LIMIT_EXCEEDED, detail, extra={"retry_after_s": 1.0})
-        log.warning("message_budget_exceeded", extra={"session_id": self._session_id})
-        await self._ws.close(code=CLOSE_POLICY_VIOLATION, message=b"message rate exceeded")
+        CLIENT_INPUT.info("message_budget_exceeded", session_id=self._session_id)
+        # No closing handshake: it would read (and parse) every message the client has queued
+        # up, for as long as it keeps sending.
+        close_at_once(self._transport, CLOSE_POLICY_VIOLATION, b"message rate exceeded")
 
     async def _watch_hello(self) -> None:
         """A socket that says no valid hello in time costs a descriptor and nothing else."""
@@ -351,7 +356,7 @@ class Connection:
         extra: dict[str, Any] | None = None,
     ) -> None:
         metrics.ERRORS.labels(code.value, "server").inc()
-        self._log.info(
+        CLIENT_INPUT.info(
             "client_error", code.value, session_id=self._session_id, code=code.value, detail=detail
         )
         body = message("error", **error_body(code, detail), **(extra or {}))

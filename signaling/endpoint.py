@@ -31,8 +31,9 @@ from .messages import message
 
 log = logging.getLogger(__name__)
 
+REFUSED = LogThrottle(log)  # refused upgrades: a flood of them writes a few lines and a count
 MAX_TRACKED_ADDRESSES = 100_000
-SOCKET_BURST_S = 5  # an address may open this many seconds' worth of sockets at once
+SOCKET_BURST_S = 1  # an address may open this many seconds' worth of sockets at once
 # aiohttp closes the socket (1009) past its own cap; below it we answer MESSAGE_TOO_LARGE and
 # keep the connection, so the cap sits well above our limit.
 _HARD_CAP_FACTOR = 4
@@ -55,7 +56,6 @@ class SignalingEndpoint:
         self._connections: set[Connection] = set()
         self._pending: Counter[str] = Counter()  # sockets per address that said no hello yet
         self._new_sockets: dict[str, TokenBucket] = {}  # per address
-        self._log = LogThrottle(log)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         origin = request.headers.get("Origin")
@@ -92,7 +92,7 @@ class SignalingEndpoint:
 
     def _refuse(self, event: str, detail: str, retry_after_s: float) -> web.Response:
         metrics.ERRORS.labels(ErrorCode.RATE_LIMIT_EXCEEDED.value, "server").inc()
-        self._log.info(event, detail=detail)
+        REFUSED.info(event, detail=detail)
         body = {"type": "error", **error_body(ErrorCode.RATE_LIMIT_EXCEEDED, detail)}
         response = web.json_response({**body, "retry_after_s": retry_after_s}, status=429)
         response.headers["Retry-After"] = str(math.ceil(retry_after_s))

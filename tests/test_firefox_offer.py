@@ -3,12 +3,12 @@ host candidate behind an mDNS name and ends the list with `a=end-of-candidates`;
 the mDNS candidates (it cannot resolve them), and aioice, told then that the listener has no
 candidate at all, prunes the component and gathers none of its own: the answer has no candidate,
 and ICE never starts (seen in Firefox ESR 153, on loopback and across a veth alike). The browser
-library leaves `a=end-of-candidates` out of its offers (client/webrtc-audio.js); the server should
-not depend on that (tests/test_firefox.py runs the real browser)."""
+library leaves `a=end-of-candidates` out of its offers (client/webrtc-audio.js), and the server
+drops it with the candidates it drops, so neither depends on the other (tests/test_firefox.py
+runs the real browser)."""
 
 import re
 
-import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from voice_rtc.clock import Ticker
@@ -60,12 +60,5 @@ async def test_an_mdns_only_offer_as_the_library_sends_it_is_answered_with_candi
     assert await answer_candidates(await firefox_like_offer(end_of_candidates=False))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server: without_mdns_candidates() (voice_rtc/transports/webrtc.py) keeps "
-    "a=end-of-candidates after dropping every candidate; aioice then prunes the component "
-    "and gathers none, so the answer has no candidate. Fix: drop a=end-of-candidates too "
-    "when a candidate was dropped.",
-)
 async def test_an_mdns_only_offer_with_end_of_candidates_is_answered_with_candidates() -> None:
     assert await answer_candidates(await firefox_like_offer(end_of_candidates=True))

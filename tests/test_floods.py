@@ -70,9 +70,11 @@ async def during(server: RunningServer, attack: Attack) -> Heard:
         late_before = await late_ticks(server, http)
         await asyncio.sleep(0.3)
         flood = asyncio.ensure_future(attack(server, http, FLOOD_S))
-        await asyncio.sleep(FLOOD_S / 2)
-        welcome_s = await newcomer_welcome_s(server, http)
-        sent = await flood
+        try:
+            await asyncio.sleep(FLOOD_S / 2)
+            welcome_s = await newcomer_welcome_s(server, http)
+        finally:
+            sent = await flood
         ended = await listener.wait_for_event("utterance_ended", utterance, timeout=30)
         late = await late_ticks(server, http) - late_before
         await asyncio.sleep(0.3)
@@ -100,7 +102,14 @@ async def attack_from_another_process(kind: str) -> Attack:
             sys.executable, "-m", "tests.attacker", kind, server.url, str(seconds),
             cwd=REPO, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        out, _ = await asyncio.wait_for(process.communicate(), seconds + 30)
+        try:
+            out, _ = await asyncio.wait_for(process.communicate(), seconds + 30)
+        finally:
+            # Never left to the garbage collector: a subprocess transport finalized in the
+            # middle of pytest's report crashes CPython 3.11's AST parser (SystemError).
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
         return int(out or 0)
 
     return attack

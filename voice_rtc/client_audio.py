@@ -84,8 +84,12 @@ class Listener:
                 self.played = {"transport_id": self.transport_id, "rtp_timestamp": rtp_timestamp}
 
 
+RECEIVER_TIMESTAMP_MAPPER = "_RTCRtpReceiver__timestamp_mapper"
+
+
 def _rtp_origin(receiver: RTCRtpReceiver) -> int:
     # aiortc hands out frames stamped relative to the first RTP timestamp it received, and keeps
     # that origin private; the server speaks absolute RTP timestamps, as browsers report them.
-    mapper = receiver._RTCRtpReceiver__timestamp_mapper  # type: ignore[attr-defined]
+    # tests/test_library_internals.py checks that it is still there.
+    mapper = getattr(receiver, RECEIVER_TIMESTAMP_MAPPER)
     return int(mapper._origin or 0)

@@ -66,7 +66,7 @@ class Settings:
     # An upper bound only: a process refuses sessions sooner when its measured load says so.
     max_sessions: int = 1000
     admission_loop_percent: float = 75.0
-    admission_lateness_ms: float = 10.0
+    admission_lateness_ms: float = 20.0
     opus_bitrate: int = 32000
     opus_complexity: int = 5
     opus_fec: bool = True
@@ -293,8 +293,7 @@ HELP = {
     "position_interval_ms": "how often clients report their playback position",
     "hello_timeout_s": "a socket that has not said a valid hello by then is closed",
     "max_pending_per_ip": "sockets one address may hold open before their hello",
-    "sockets_per_second_per_ip": "new WebSockets one address may open per second (5 s of them "
-    "at once)",
+    "sockets_per_second_per_ip": "new WebSockets one address may open per second (and at once)",
     "connection_messages_per_second": "messages a connection may send per second after hello, "
     "sustained (before it: 5, and 10 at once)...",
     "connection_message_burst": "...and in a burst; beyond, it is told once and closed (1008)",

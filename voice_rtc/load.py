@@ -61,6 +61,15 @@ class LoadMonitor:
         self.process_utilization = 0.0  # every thread of the process, in cores
         self.stream_cost = DEFAULT_STREAM_COST
 
+    def status(self) -> dict[str, float]:
+        """What operators see of it (in /ready)."""
+        return {
+            "loop_percent": round(self.utilization * 100, 1),
+            "process_percent": round(self.process_utilization * 100, 1),
+            "lateness_p99_ms": round(self.lateness_p99_s * 1000, 2),
+            "recently_admitted": len(self._admitted),
+        }
+
     def record_lateness(self, seconds: float) -> None:
         """How late a tick's last frame left (the clock reports each tick)."""
         self._lateness.append(seconds)

@@ -60,11 +60,8 @@ def failure_fields(exc: BaseException) -> dict[str, str]:
 
 class AccessLogger(AbstractAccessLogger):
     """aiohttp's access log as structured events, one per request. Refused requests (4xx, 5xx)
-    are throttled per status: a flood of them writes a few lines and a count."""
-
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
-        self._refused = LogThrottle(logger)
+    are throttled per status, for the whole process (aiohttp makes a logger per connection): a
+    flood of them writes a few lines and a count."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         fields = {
@@ -75,7 +72,7 @@ class AccessLogger(AbstractAccessLogger):
             "remote": request.remote,
         }
         if response.status >= 400:
-            self._refused.info("http_request", str(response.status), **fields)
+            REFUSED_REQUESTS.info("http_request", str(response.status), **fields)
         else:
             self.logger.info("http_request", extra=fields)
 
@@ -120,3 +117,6 @@ class LogThrottle:
             )
         self._unwritten.clear()
         self._last_summary = self._clock()
+
+
+REFUSED_REQUESTS = LogThrottle(logging.getLogger("aiohttp.access"))

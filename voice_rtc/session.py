@@ -241,6 +241,8 @@ class SessionRegistry:
         verdict = self._load.admit() if self._load else ROOM
         if verdict is not ROOM:
             detail = f"this server is at capacity ({verdict.reason}); try again later"
+            load = self._load.status() if self._load else {}
+            log.info("session_refused", extra={"reason": verdict.reason, **load})
             raise SessionLimitReached(detail, verdict.retry_after_s)
 
         def playout(on_event: Callable[[PlayoutEvent], None]) -> Playout:

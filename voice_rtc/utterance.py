@@ -42,9 +42,9 @@ class Utterance:
 
     @property
     def has_speech(self) -> bool:
-        """Anything left to say: frames to play, a sentence being made, text waiting for it.
-        (An open utterance no text has come for yet has none.)"""
-        return bool(self.frames) or self.in_synthesis or bool(self._pending.strip())
+        """Anything left to say (or to finish saying): all but an open utterance waiting for
+        text that has not come."""
+        return self.final or bool(self.frames) or self.in_synthesis or bool(self._pending.strip())
 
     def add_text(self, text: str, final: bool) -> None:
         if self.final:

@@ -242,13 +242,17 @@ RTP_TIMESTAMP_ATTRIBUTE: Final = "_RTCRtpSender__rtp_timestamp"
 # on its own link resolves. A server never can, yet aioice tries for a second before answering;
 # connectivity checks from the browser reveal its address anyway (peer-reflexive candidates).
 _MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*\r?\n", re.MULTILINE)
+_END_OF_CANDIDATES = re.compile(r"^a=end-of-candidates\r?\n", re.MULTILINE)
 _OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000/2\r?\n", re.MULTILINE | re.IGNORECASE)
 # What our Opus is: mono (sprop-stereo=0), and mono preferred (stereo=0); FEC in-band.
 OPUS_FMTP: Final = "stereo=0;sprop-stereo=0;useinbandfec=1"
 
 
 def without_mdns_candidates(sdp: str) -> str:
-    return _MDNS_CANDIDATE.sub("", sdp)
+    kept, dropped = _MDNS_CANDIDATE.subn("", sdp)
+    # "That was every candidate" would then be false: aioice, told the listener has none,
+    # prunes the component and gathers none of its own (Firefox ends its list so).
+    return _END_OF_CANDIDATES.sub("", kept) if dropped else kept
 
 
 def with_opus_parameters(sdp: str) -> str:

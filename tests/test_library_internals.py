@@ -1,0 +1,54 @@
+"""Where voice-rtc reaches inside aiortc and aioice, checked one by one: if an upgrade renames
+or reshapes any of it, these fail loudly here, instead of resuming silently starting to lose or
+repeat audio. (The versions tested are pinned in constraints.txt; see the README.)"""
+
+import inspect
+
+import aioice.ice
+import av
+from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc.codecs import CODECS, get_encoder
+from aiortc.mediastreams import AudioStreamTrack
+
+from voice_rtc.client_audio import RECEIVER_TIMESTAMP_MAPPER
+from voice_rtc.opus import TIME_BASE
+from voice_rtc.transports.webrtc import RTP_TICKS_PER_FRAME, RTP_TIMESTAMP_ATTRIBUTE
+
+
+async def test_the_sender_keeps_the_last_rtp_timestamp_where_the_track_reads_it() -> None:
+    # PacketTrack learns aiortc's random RTP origin from this name-mangled attribute.
+    pc = RTCPeerConnection()
+    try:
+        sender = pc.addTrack(AudioStreamTrack())
+        assert hasattr(sender, RTP_TIMESTAMP_ATTRIBUTE)
+    finally:
+        await pc.close()
+
+
+def test_a_packets_pts_becomes_its_rtp_timestamp_unchanged() -> None:
+    # recv() may return an av.Packet; aiortc's Opus encoder then only packs it, stamping it
+    # with its pts converted to 48 kHz: slot n -> 960 n, the exact map played positions need.
+    opus = next(c for c in CODECS["audio"] if c.mimeType == "audio/opus")
+    encoder = get_encoder(opus)
+    packet = av.Packet(b"\x68\x07")
+    packet.pts, packet.time_base = 7 * 441, TIME_BASE
+    payloads, timestamp = encoder.pack(packet)
+    assert payloads == [b"\x68\x07"] and timestamp == 7 * RTP_TICKS_PER_FRAME
+
+
+def test_aioices_host_address_hook_is_still_what_it_replaces() -> None:
+    # use_host_addresses() swaps this function out: same name, same parameters.
+    parameters = list(inspect.signature(aioice.ice.get_host_addresses).parameters)
+    assert parameters == ["use_ipv4", "use_ipv6"]
+
+
+async def test_the_receivers_timestamp_origin_is_where_the_python_client_reads_it() -> None:
+    # The Python client reports absolute RTP timestamps, as browsers do, from this origin.
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("audio", direction="recvonly")
+        receiver: RTCRtpReceiver = transceiver.receiver
+        mapper = getattr(receiver, RECEIVER_TIMESTAMP_MAPPER)
+        assert hasattr(mapper, "_origin")
+    finally:
+        await pc.close()
