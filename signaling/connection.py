@@ -33,7 +33,6 @@ from voice_rtc.session import (
     SessionRegistry,
 )
 from voice_rtc.transports.webrtc import InvalidOffer, WebRTCPeer
-from voice_rtc.transports.websocket import close_at_once
 from voice_rtc.turn import ice_servers
 from voice_rtc.utterance import PendingTextFull, UtteranceClosed
 
@@ -128,9 +127,10 @@ class Connection:
         detail = "too many messages; this connection is closed"
         await self._send_error(ErrorCode.RATE_LIMIT_EXCEEDED, detail, extra={"retry_after_s": 1.0})
         CLIENT_INPUT.info("message_budget_exceeded", session_id=self._session_id)
-        # No closing handshake: it would read (and parse) every message the client has queued
-        # up, for as long as it keeps sending.
-        close_at_once(self._transport, CLOSE_POLICY_VIOLATION, b"message rate exceeded")
+        # Read nothing more from it: the closing handshake would otherwise read (and parse)
+        # everything the client keeps sending until it answers the close, if ever.
+        self._transport.pause_reading()
+        await self._ws.close(code=CLOSE_POLICY_VIOLATION, message=b"message rate exceeded")
 
     async def _watch_hello(self) -> None:
         """A socket that says no valid hello in time costs a descriptor and nothing else."""

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 REFUSED = LogThrottle(log)  # refused upgrades: a flood of them writes a few lines and a count
 MAX_TRACKED_ADDRESSES = 100_000
+CLOSE_TIMEOUT_S = 2.0  # how long a closing socket may take to answer our close
 SOCKET_BURST_S = 1  # an address may open this many seconds' worth of sockets at once
 # aiohttp closes the socket (1009) past its own cap; below it we answer MESSAGE_TOO_LARGE and
 # keep the connection, so the cap sits well above our limit.
@@ -113,7 +114,9 @@ class SignalingEndpoint:
         # No per-message compression: JSON this small gains little, and audio frames are written
         # straight to the transport (see transports/websocket.py).
         ws = web.WebSocketResponse(
-            max_msg_size=self._settings.max_message_bytes * _HARD_CAP_FACTOR, compress=False
+            max_msg_size=self._settings.max_message_bytes * _HARD_CAP_FACTOR,
+            compress=False,
+            timeout=CLOSE_TIMEOUT_S,
         )
         await ws.prepare(request)
         transport = request.transport

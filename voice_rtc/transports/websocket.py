@@ -107,17 +107,8 @@ def websocket_sink(ws: web.WebSocketResponse, transport: asyncio.Transport) -> S
     return Sink(write, transport.get_write_buffer_size)
 
 
-def close_at_once(transport: asyncio.Transport, code: int, reason: bytes) -> None:
-    """Send a close frame and close the connection, without the closing handshake (aiohttp's
-    close() reads everything the client sent meanwhile, however much that is)."""
-    payload = struct.pack("!H", code) + reason[:123]
-    if not transport.is_closing():
-        transport.write(_SHORT.pack(_FIN_CLOSE, len(payload)) + payload)
-        transport.close()  # after what is buffered has been written
-
-
 _FIN_BINARY: Final = 0x82
-_FIN_CLOSE: Final = 0x88
+
 _SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
 
 
