@@ -60,6 +60,14 @@ def histogram_quantile(q: float, cumulative: Sequence[tuple[float, float]]) -> f
     return lower
 
 
+def share_within(bound: float, cumulative: Sequence[tuple[float, float]]) -> float | None:
+    """The share of observations at most `bound` (itself a bucket bound); None without any."""
+    if not cumulative or cumulative[-1][1] <= 0:
+        return None
+    within = max((count for upper, count in cumulative if upper <= bound), default=0.0)
+    return within / cumulative[-1][1]
+
+
 async def scrape(http: aiohttp.ClientSession, url: str) -> Scrape:
     async with http.get(url.rstrip("/") + "/metrics") as response:
         response.raise_for_status()

@@ -1,0 +1,101 @@
+"""`--sweep 20,50,100,...`: each load against each target, and the largest load each held.
+
+A load is *held* when every session was admitted and stayed, >= 99.9% of the speaking
+listeners' frames were on time, and the server's pacing p99 was under 10 ms (`Report.held`).
+The largest held load is the largest one held in the sweep; a smaller load that was not held
+is pointed out (noise from a shared machine, or clients at their limit), since then the figure
+is less sure.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from .options import Options, Target
+from .report import Report
+from .run import run_bench
+
+
+@dataclass(frozen=True)
+class Capacity:
+    target: str
+    largest_held: int | None
+    not_held_below: list[int]  # loads under the largest held one that were not held
+    client_bound: list[int]  # loads at which the load clients may have been the bottleneck
+
+
+def capacity(target: str, points: Sequence[tuple[int, bool, bool]]) -> Capacity:
+    """From (load, held, client_bound) points of one target."""
+    held = [load for load, ok, _ in points if ok]
+    largest = max(held) if held else None
+    below = sorted(
+        load for load, ok, _ in points if not ok and largest is not None and load < largest
+    )
+    bound = sorted(load for load, _, by_clients in points if by_clients)
+    return Capacity(target, largest, below, bound)
+
+
+def capacities(reports: Sequence[tuple[int, Report]]) -> list[Capacity]:
+    targets = list(dict.fromkeys(report.target for _, report in reports))
+    return [
+        capacity(
+            target,
+            [
+                (load, r.held, r.client_bound is not None)
+                for load, r in reports
+                if r.target == target
+            ],
+        )
+        for target in targets
+    ]
+
+
+async def run_sweep(
+    options: Options, loads: Sequence[int], targets: Sequence[Target]
+) -> list[tuple[int, Report]]:
+    """Each load, each target back to back at that load, in increasing load."""
+    reports = []
+    for load in sorted(loads):
+        for target in targets:
+            reports.append((load, await run_bench(replace(options, sessions=load), target)))
+    return reports
+
+
+def format_sweep(reports: Sequence[tuple[int, Report]]) -> str:
+    head = (
+        f"{'load':>6} {'target':<10} {'admitted':>9} {'on time':>8} {'pacing p99':>11} "
+        f"{'CPU/sess-s':>10} {'core':>6} {'RSS/sess':>9} {'TTFA p95':>9}  held  clients"
+    )
+    lines = [head]
+    for load, r in reports:
+        p99 = "-" if r.pacing_p99_ms is None else f"{r.pacing_p99_ms:.2f} ms"
+        cpu = (
+            "-" if r.server_cpu_ms_per_session_s is None else f"{r.server_cpu_ms_per_session_s:.2f}"
+        )
+        core = "-" if r.server_cpu_percent is None else f"{r.server_cpu_percent:.0f}%"
+        rss = "-" if r.server_rss_per_session_mb is None else f"{r.server_rss_per_session_mb:.3f}"
+        ttfa = "-" if r.ttfa_p95_ms is None else f"{r.ttfa_p95_ms:.0f} ms"
+        lines.append(
+            f"{load:>6} {r.target:<10} {r.sessions_connected:>4}/{r.sessions_requested:<4} "
+            f"{100 * r.on_time_ratio:>7.2f}% {p99:>11} {cpu:>10} {core:>6} {rss:>9} {ttfa:>9}  "
+            f"{'yes ' if r.held else 'no  '}  {r.client_bound or 'ok'}"
+        )
+    lines.append("")
+    found = capacities(reports)
+    for c in found:
+        largest = "none" if c.largest_held is None else str(c.largest_held)
+        line = f"largest load held, {c.target}: {largest}"
+        if c.not_held_below:
+            line += f" (but not held at {', '.join(map(str, c.not_held_below))})"
+        if c.client_bound:
+            at = ", ".join(map(str, c.client_bound))
+            line += f"; load clients may have been the bottleneck at {at}"
+        lines.append(line)
+    by_target = {c.target: c.largest_held for c in found}
+    ours, theirs = by_target.get("voice-rtc"), by_target.get("reference")
+    if ours and theirs:
+        lines.append(f"voice-rtc / reference: {ours / theirs:.2f}x")
+    lines.append(
+        "held: every session admitted, >= 99.9% of frames on time, server pacing p99 < 10 ms; "
+        "loads counted without the probes."
+    )
+    return "\n".join(lines)
