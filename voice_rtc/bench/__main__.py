@@ -73,6 +73,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sessions-per-worker", type=int, help="clients per worker process")
     parser.add_argument("--warmup", type=float, default=defaults.warmup, help="seconds")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and clients")
+    parser.add_argument(
+        "--no-positions",
+        action="store_true",
+        help="listeners do not report played positions (real ones do, 4 times a second)",
+    )
     parser.add_argument("--url", help="bench this running voice-rtc instead of starting one")
     parser.add_argument("--server-pid", type=int, help="its pid, for CPU and RSS (with --url)")
     for name in SERVER_TUNING:
@@ -133,6 +138,7 @@ def options_of(args: argparse.Namespace) -> Options:
         warmup=args.warmup,
         sessions_per_worker=args.sessions_per_worker,
         pin=not args.no_pin,
+        positions=not args.no_positions,
         url=args.url,
         server_pid=args.server_pid,
         server_settings=settings_of(args),
@@ -146,6 +152,7 @@ def as_json(report: Report) -> dict[str, Any]:
         "delivery_ratio": report.delivery_ratio,
         "held": report.held,
         "client_bound": report.client_bound,
+        "contended": report.contended,
     }
 
 

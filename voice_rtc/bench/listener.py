@@ -1,8 +1,10 @@
 """One lean load client: a session over the signaling subset, its audio counted, not played.
 
-Over WebRTC it is a real aiortc peer (ICE, DTLS, SRTP, RTCP reports), but the receiver's whole
-RTP path — jitter buffer, depayloading, the decoder thread — is bypassed: the DTLS transport's
-per-packet hook reads the RTP header (seq, timestamp) and logs the packet. Over the WebSocket it
+Over WebRTC it is a real aiortc peer (ICE, consent checks, DTLS, the SRTP session, RTCP), but
+the receiver's whole RTP path is bypassed: the UDP socket's callback reads each SRTP packet's
+header (seq, timestamp: SRTP encrypts only the payload) and logs it; no queue, no task, no
+decryption, no jitter buffer, no decoder. (aioice and aiortc cost ~50-100 us a packet on that
+path, which would make the clients, not the server, the bottleneck.) Over the WebSocket it
 logs each binary message from the raw socket's callback. Nothing is decoded but what time to
 first audio needs (a probe's packets after its `speak`, until one is audible) and, in the
 `record` role (the quality check), the whole track.
@@ -83,6 +85,7 @@ class LeanListener:
         self._ended: dict[int, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._next_ping = 0.0
+        self._srtp_tag = 16  # bytes of SRTP authentication tag, by the profile negotiated
 
     # --- connecting -------------------------------------------------------------------------
 
@@ -121,6 +124,7 @@ class LeanListener:
                 connected.set()
 
         transceiver = pc.addTransceiver("audio", direction="recvonly")
+        dtls: Any = transceiver.receiver.transport  # the peer's one (bundled) DTLS transport
         if self.role == "record":
 
             @pc.on("track")
@@ -128,8 +132,8 @@ class LeanListener:
                 self._tasks.append(asyncio.create_task(self._record(track)))
 
         else:
-            # The bypass: every unprotected RTP packet of this peer comes here, and nowhere else.
-            transceiver.receiver.transport._handle_rtp_data = self._on_rtp  # type: ignore[method-assign]
+            # A probe's packets are decrypted (it decodes some): they all come here, and stop.
+            dtls._handle_rtp_data = self._on_rtp
         await pc.setLocalDescription(await pc.createOffer())
         answer = await signaling.request(
             {"type": "offer", "sdp": pc.localDescription.sdp}, "answer"
@@ -137,6 +141,25 @@ class LeanListener:
         self._transport_id = int(answer["transport_id"])
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], "answer"))
         await connected.wait()
+        profile = dtls._ssl.get_selected_srtp_profile()
+        self._srtp_tag = 10 if profile == b"SRTP_AES128_CM_SHA1_80" else 16  # else AES-GCM
+        if self.role in ("speaking", "silent"):
+            self._count_srtp(dtls.transport._connection._protocols)
+
+    def _count_srtp(self, protocols: list[Any]) -> None:
+        """The lean path: SRTP packets are counted from their header, which SRTP leaves in
+        the clear, straight from the UDP socket's callback; everything else (STUN, DTLS,
+        RTCP) goes on to aioice and aiortc as before. No queue, no task, no decryption."""
+        for protocol in protocols:
+            forward = protocol.datagram_received
+
+            def received(data: bytes, addr: Any, forward: Any = forward) -> None:
+                if 127 < data[0] < 192 and not 191 < data[1] < 209:  # RTP, not RTCP
+                    self._on_srtp(data)
+                else:
+                    forward(data, addr)
+
+            protocol.datagram_received = received
 
     # --- asking for speech ------------------------------------------------------------------
 
@@ -173,14 +196,14 @@ class LeanListener:
 
     # --- keeping the session alive, as a real listener does --------------------------------
 
-    def keepalive(self, now: float) -> None:
+    def keepalive(self, now: float, positions: bool = True) -> None:
         """Report the last packet received as played (what a listener with no buffer would
         say), and ping when due. Called for every listener from one task per worker."""
         signaling = self._signaling
         if signaling is None or self.dropped:
             return
         try:
-            if self._last_media is not None and self._last_media != self._reported_media:
+            if positions and self._last_media not in (None, self._reported_media):
                 key = "rtp_timestamp" if self.transport == "webrtc" else "seq"
                 signaling.send(
                     {
@@ -213,15 +236,26 @@ class LeanListener:
 
     # --- the packets --------------------------------------------------------------------------
 
-    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+    def _on_srtp(self, data: bytes) -> None:
         at = time.monotonic()
         first = data[0]
         seq, timestamp = _RTP_SEQ_TS.unpack_from(data, 2)
         start = 12 + 4 * (first & 0x0F)
         if first & 0x10:  # header extension: 4 bytes, then its length in 32-bit words
             start += 4 + 4 * ((data[start + 2] << 8) | data[start + 3])
+        self.log.add(at, timestamp, seq, len(data) - start - self._srtp_tag, len(data))
+        self._last_media = timestamp
+
+    async def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        """A decrypted RTP packet (probes): logged as it was on the wire, checked if armed."""
+        at = time.monotonic()
+        first = data[0]
+        seq, timestamp = _RTP_SEQ_TS.unpack_from(data, 2)
+        start = 12 + 4 * (first & 0x0F)
+        if first & 0x10:
+            start += 4 + 4 * ((data[start + 2] << 8) | data[start + 3])
         end = len(data) - (data[-1] if first & 0x20 else 0)
-        self.log.add(at, timestamp, seq, end - start, len(data))
+        self.log.add(at, timestamp, seq, end - start, len(data) + self._srtp_tag)
         self._last_media = timestamp
         if self._detector is not None:
             self._check(data[start:end], at)

@@ -22,6 +22,7 @@ class Options:
     speaking_fraction: float = 1.0
     tts: str = "tone"  # the voice of the servers the bench starts: tone or espeak
     probes: int = 2  # extra sessions timing speak -> first audible packet, one after another
+    positions: bool = True  # listeners report played positions (every position_interval_ms)
     warmup: float = 3.0
     sessions_per_worker: int | None = None  # default: by transport (see run.py)
     pin: bool = True  # server on one core, clients on the others (with >= 2 cores)

@@ -9,6 +9,7 @@ ON_TIME_TARGET = 0.999  # the share of frames on time a load must keep to count 
 PACING_P99_TARGET_MS = 10.0
 CLIENT_BUSY_PERCENT = 85.0  # load clients busier than this (of their cores) may be the bottleneck
 CLIENT_LAG_P99_MS = 10.0
+OTHER_WORK_PERCENT = 25.0  # of a core busy with neither server nor clients: a noisy machine
 
 
 @dataclass
@@ -63,7 +64,9 @@ class Report:
     client_loop_lag_p99_ms: float | None
     client_event_loop: str
     machine_cpu_percent: float  # every core busy = 100
-    other_cpu_percent: float  # of one core, outside the bench (and the server, if pid unknown)
+    other_cpu_percent: float  # of one core, outside server and clients (other work, interrupts)
+    softirq_percent: float  # of one core: interrupt handling, loopback networking mostly
+    steal_percent: float  # of one core: taken by the hypervisor
     cpu_count: int
     settings: dict[str, str] = field(default_factory=dict)  # passed on to the server
     settings_skipped: list[str] = field(default_factory=list)  # not accepted by this server
@@ -94,6 +97,13 @@ class Report:
         ):
             reasons.append(f"client loop lag p99 {self.client_loop_lag_p99_ms:.1f} ms")
         return "; ".join(reasons) or None
+
+    @property
+    def contended(self) -> str | None:
+        """Why the machine's other work may have skewed the figures, or None."""
+        if self.other_cpu_percent > OTHER_WORK_PERCENT:
+            return f"{self.other_cpu_percent:.0f}% of a core busy with other work"
+        return None
 
     @property
     def held(self) -> bool:
@@ -238,10 +248,15 @@ ROWS = (
     Row(
         "machine CPU",
         lambda r: (
-            f"{r.machine_cpu_percent:.0f}% of {r.cpu_count} cores; "
-            f"{r.other_cpu_percent:.0f}% of a core outside the bench"
+            f"{r.machine_cpu_percent:.0f}% of {r.cpu_count} cores; of a core: "
+            f"{r.other_cpu_percent:.0f}% neither server nor clients"
         ),
     ),
+    Row(
+        "  of which",
+        lambda r: f"interrupts {r.softirq_percent:.0f}%, stolen {r.steal_percent:.0f}%",
+    ),
+    Row("other work skewed it?", lambda r: f"YES: {r.contended}" if r.contended else "no"),
     Row("placement", lambda r: r.placement),
 )
 

@@ -56,6 +56,7 @@ def worker_configs(options: Options, url: str) -> list[WorkerConfig]:
             probes=probes,
             load_texts=texts,
             probe_text=probe_text(options.tts),
+            positions=options.positions,
         )
         for talk, quiet, probes in shares
     ]
@@ -108,11 +109,9 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
         clients = [psutil.Process(worker.process.pid) for worker in workers]
         await asyncio.sleep(options.warmup)
 
-        psutil.cpu_percent()  # starts the machine-wide measurement
         first = await Usage.take(server, clients, http, url)
         await asyncio.sleep(options.seconds)
         last = await Usage.take(server, clients, http, url)
-        machine_cpu = psutil.cpu_percent()
         rss_end = server.memory_info().rss / 1e6 if server else None
         results = await asyncio.gather(*(w.results(first.at, last.at) for w in workers))
     server_logged = log_path.exists() and log_path.stat().st_size > 0
@@ -126,7 +125,6 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
         results,
         first,
         last,
-        machine_cpu,
         rss_idle,
         rss_end,
         skipped,
@@ -142,7 +140,6 @@ def summarize(
     results: list[WorkerResult],
     first: Usage,
     last: Usage,
-    machine_cpu: float,
     rss_idle: float | None,
     rss_end: float | None,
     skipped: list[str],
@@ -168,6 +165,7 @@ def summarize(
     ttfa = [t for result in results for t in result.ttfa_s]
     lags = [lag for result in results for lag in result.lags_s]
     cpu_count = psutil.cpu_count() or 1
+    machine_busy = (last.machine.busy - first.machine.busy) / window * 100  # % of one core
     codec = ",".join(sorted({c for result in results for c in result.codecs})) or "-"
 
     def per_listener(total: float, sessions: int) -> float | None:
@@ -223,11 +221,11 @@ def summarize(
         client_cores=placement.client_cores,
         client_loop_lag_p99_ms=ms(float(np.percentile(lags, 99))) if lags else None,
         client_event_loop=results[0].event_loop if results else "?",
-        machine_cpu_percent=machine_cpu,
+        machine_cpu_percent=machine_busy / cpu_count,
+        softirq_percent=(last.machine.softirq - first.machine.softirq) / window * 100,
+        steal_percent=(last.machine.steal - first.machine.steal) / window * 100,
         # Sampled a little apart, the parts can add up to more than the whole: never below 0.
-        other_cpu_percent=max(
-            0.0, machine_cpu * cpu_count - sum(client_cpu) - (server_percent or 0.0)
-        ),
+        other_cpu_percent=max(0.0, machine_busy - sum(client_cpu) - (server_percent or 0.0)),
         cpu_count=cpu_count,
         settings=dict(options.server_settings) if target == "voice-rtc" else {},
         settings_skipped=skipped,

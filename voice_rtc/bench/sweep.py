@@ -60,10 +60,17 @@ async def run_sweep(
     return reports
 
 
+def _noise(r: Report) -> str:
+    notes = [f"clients: {r.client_bound}"] if r.client_bound else []
+    if r.contended:
+        notes.append(f"machine: {r.other_cpu_percent:.0f}% of a core other work")
+    return "; ".join(notes) or "ok"
+
+
 def format_sweep(reports: Sequence[tuple[int, Report]]) -> str:
     head = (
         f"{'load':>6} {'target':<10} {'admitted':>9} {'on time':>8} {'pacing p99':>11} "
-        f"{'CPU/sess-s':>10} {'core':>6} {'RSS/sess':>9} {'TTFA p95':>9}  held  clients"
+        f"{'CPU/sess-s':>10} {'core':>6} {'RSS/sess':>9} {'TTFA p95':>9}  held  noise"
     )
     lines = [head]
     for load, r in reports:
@@ -77,7 +84,7 @@ def format_sweep(reports: Sequence[tuple[int, Report]]) -> str:
         lines.append(
             f"{load:>6} {r.target:<10} {r.sessions_connected:>4}/{r.sessions_requested:<4} "
             f"{100 * r.on_time_ratio:>7.2f}% {p99:>11} {cpu:>10} {core:>6} {rss:>9} {ttfa:>9}  "
-            f"{'yes ' if r.held else 'no  '}  {r.client_bound or 'ok'}"
+            f"{'yes ' if r.held else 'no  '}  {_noise(r)}"
         )
     lines.append("")
     found = capacities(reports)

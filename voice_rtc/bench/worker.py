@@ -29,6 +29,8 @@ LAG_PROBE_S = 0.01
 CONNECT_CONCURRENCY = 8  # per worker: parallel handshakes beyond this only queue on the CPU
 PIPE_LIMIT = 1 << 24
 PROBE_PAUSE_S = 0.3
+KEEPALIVE_STEP_S = 0.01
+CLOSE_TIMEOUT_S = STOP_TIMEOUT_S / 2  # then the process exits anyway, before the bench kills it
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class WorkerConfig:
     probes: int
     load_texts: list[str]
     probe_text: str
+    positions: bool = True  # report played positions, as real listeners do
 
     def roles(self) -> list[Role]:
         roles: list[Role] = ["probe"] * self.probes
@@ -131,14 +134,19 @@ async def _lag_probe(lags: list[tuple[float, float]]) -> None:
         lags.append((now, now - before - LAG_PROBE_S))
 
 
-async def _keep_alive(listeners: list[LeanListener]) -> None:
-    """One task for every listener's position reports and pings (not one per listener)."""
-    interval = listeners[0].position_interval() if listeners else 0.25
+async def _keep_alive(listeners: list[LeanListener], positions: bool) -> None:
+    """One task for every listener's position reports and pings (not one per listener),
+    spread over the interval in KEEPALIVE_STEP_S slices: real listeners are not in step, and a
+    burst of hundreds of messages at once would stall both ends for a while."""
+    interval = listeners[0].position_interval() if listeners and positions else 1.0
+    slices = max(1, round(interval / KEEPALIVE_STEP_S))
+    step = 0
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval / slices)
         now = time.monotonic()
-        for listener in listeners:
-            listener.keepalive(now)
+        for listener in listeners[step % slices :: slices]:
+            listener.keepalive(now, positions)
+        step += 1
 
 
 async def _connect(
@@ -187,7 +195,7 @@ async def run_worker(config: WorkerConfig) -> None:
         )
         ok = [li for li, error in zip(listeners, errors, strict=True) if error is None]
         _emit({"connected": len(ok), "errors": [e for e in errors if e is not None]})
-        tasks.append(asyncio.create_task(_keep_alive(ok)))
+        tasks.append(asyncio.create_task(_keep_alive(ok, config.positions)))
         tasks += [
             asyncio.create_task(li.probe(config.probe_text, PROBE_PAUSE_S))
             for li in ok
@@ -209,11 +217,13 @@ async def run_worker(config: WorkerConfig) -> None:
         )
         _emit(asdict(result))
     finally:
+        await http.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(li.close() for li in listeners), return_exceptions=True)
-        await http.close()
+        closing = asyncio.gather(*(li.close() for li in listeners), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
 
 
 def error_counts(errors: list[str]) -> dict[str, int]:
