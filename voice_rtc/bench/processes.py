@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]
+
 from . import BenchError
 from .options import Target
 
@@ -28,13 +30,16 @@ class Placement:
     clients: frozenset[int] | None
 
     @classmethod
-    def choose(cls, pin: bool) -> "Placement":
+    def choose(cls, pin: bool, sample_s: float = 0.5) -> "Placement":
         """The server on one core, the clients on the rest, when this process may use two or
-        more; otherwise no pinning."""
+        more; otherwise no pinning. The server gets the core least busy over `sample_s`
+        (on a shared machine, other work may hold one of them)."""
         cores = sorted(os.sched_getaffinity(0))
         if not pin or len(cores) < 2:
             return cls(None, None)
-        return cls(frozenset(cores[:1]), frozenset(cores[1:]))
+        busy = psutil.cpu_percent(interval=sample_s, percpu=True) if sample_s > 0 else []
+        server = min(cores, key=lambda c: busy[c] if c < len(busy) else 0.0)
+        return cls(frozenset({server}), frozenset(cores) - {server})
 
     @property
     def client_cores(self) -> int:
@@ -90,18 +95,20 @@ def server_options() -> frozenset[str]:
     return frozenset(m.replace("-", "_") for m in re.findall(r"--([a-z][a-z0-9-]*)", shown))
 
 
-def voice_rtc_args(tts: str, settings: Mapping[str, str]) -> tuple[list[str], list[str]]:
+def voice_rtc_args(
+    tts: str, settings: Mapping[str, str], sessions: int
+) -> tuple[list[str], list[str]]:
     """server.py's command line, and the names of the `settings` it does not accept."""
     args = [sys.executable, str(REPO / "server.py"), "--host", "127.0.0.1", "--port", "0"]
     args += ["--tts", tts, "--log-level", "WARNING"]
-    # Every listener connects from this one address, and speaks a lot: lift those limits; the
-    # capacity setting stays an upper bound only (admission control, where the server has it,
-    # still decides).
+    # Every listener connects from this one address, and speaks a lot: lift those limits. The
+    # capacity setting is an upper bound just above the load (admission control, where the
+    # server has it, still decides).
     lifted = {
         "limit_connections_per_minute": "1000000",
         "limit_speak_per_hour": "1000000",
         "limit_chars_per_minute": "100000000",
-        "max_sessions": "100000",
+        "max_sessions": str(sessions + 16),
     }
     accepted = server_options()
     skipped = [name for name in settings if name not in accepted]
@@ -136,8 +143,9 @@ async def start_server(
 
 
 def server_command(
-    target: Target, tts: str, settings: Mapping[str, str]
+    target: Target, tts: str, settings: Mapping[str, str], sessions: int
 ) -> tuple[list[str], list[str]]:
+    """The command that starts `target` for `sessions` listeners, and the settings skipped."""
     if target == "reference":
         return reference_args(tts), []
-    return voice_rtc_args(tts, settings)
+    return voice_rtc_args(tts, settings, sessions)

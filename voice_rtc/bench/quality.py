@@ -130,7 +130,7 @@ async def run_quality(
     for target in targets:
         log_path = Path(tempfile.gettempdir()) / f"voice-rtc-quality-{target}-{os.getpid()}.log"
         async with contextlib.AsyncExitStack() as stack:
-            args, skipped_here = server_command(target, "espeak", settings)
+            args, skipped_here = server_command(target, "espeak", settings, 1)
             skipped = skipped_here or skipped
             url, _ = await start_server(stack, args, log_path, placement.server)
             recorded = await record(url, text)

@@ -267,11 +267,12 @@ on time: each speaking listener's frames are due on a 20 ms grid, its media time
   window. Client lateness: how far after its slot a frame came. Jitter: |inter-arrival - media
   spacing|. Pacing: the server's voice_rtc_pacing_lateness_seconds histogram over the window,
   interpolated within its bucket (in brackets): no finer than that.
-bandwidth: bytes received per second, with RTP headers (not SRTP/UDP/IP), or WebSocket frame
-  header + the 14-byte audio header. RSS per session: (RSS at the end - RSS idle) / sessions
-  connected, probes included; CPU per session-second likewise. Time to first audio: sending
-  speak -> the first packet that decodes to more than -40 dBFS, at probe sessions speaking
-  short utterances one after another under the load."""
+bandwidth: bytes received per second while speaking: UDP payloads (SRTP: RTP header, payload,
+  auth tag; not UDP/IP headers), or WebSocket frames (frame header, the 14-byte audio header,
+  payload); payload: the codec's bytes alone.
+RSS per session: (RSS at the end - RSS idle) / sessions connected, probes included; CPU per
+  session-second likewise. Time to first audio: sending speak -> the first packet that decodes
+  to more than -40 dBFS, at probe sessions speaking short utterances one after another."""
 
 
 def format_report(r: Report) -> str:

@@ -93,7 +93,8 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
         if options.url is not None and target == "voice-rtc":
             url, server_pid = options.url, options.server_pid
         else:
-            args, skipped = server_command(target, options.tts, options.server_settings)
+            sessions = options.sessions + options.probes
+            args, skipped = server_command(target, options.tts, options.server_settings, sessions)
             url, server_pid = await start_server(stack, args, log_path, placement.server)
         server = psutil.Process(server_pid) if server_pid is not None else None
         http = await stack.enter_async_context(aiohttp.ClientSession())
