@@ -2,12 +2,13 @@
 
 Over WebRTC it is a real aiortc peer (ICE, consent checks, DTLS, the SRTP session, RTCP), but
 the receiver's whole RTP path is bypassed: the UDP socket's callback reads each SRTP packet's
-header (seq, timestamp: SRTP encrypts only the payload) and logs it; no queue, no task, no
-decryption, no jitter buffer, no decoder. (aioice and aiortc cost ~50-100 us a packet on that
-path, which would make the clients, not the server, the bottleneck.) Over the WebSocket it
-logs each binary message from the raw socket's callback. Nothing is decoded but what time to
-first audio needs (a probe's packets after its `speak`, until one is audible) and, in the
-`record` role (the quality check), the whole track.
+header (seq, timestamp: SRTP encrypts only the payload) and logs it with the kernel's receive
+timestamp; no queue, no task, no decryption, no jitter buffer, no decoder. (aioice and aiortc
+cost ~50-100 us a packet on that path, which would make the clients, not the server, the
+bottleneck.) Over the WebSocket it logs each binary message from the raw socket's callback,
+with the time it was read. Nothing is decoded but what time to first audio needs (a probe's
+packets after its `speak`, until one is audible) and, in the `record` role (the quality
+check), the whole track.
 
 Roles: `speaking` (asks for the load's speech once connected), `silent` (only listens),
 `probe` (speaks short utterances one after another, timing each to its first audible packet),
@@ -16,6 +17,7 @@ Roles: `speaking` (asks for the load's speech once connected), `silent` (only li
 
 import asyncio
 import contextlib
+import fcntl
 import secrets
 import struct
 import time
@@ -37,6 +39,17 @@ RTP_RATE = 48000
 _RTP_SEQ_TS = struct.Struct("!HI")
 _WS_SEQ = struct.Struct("!I")
 RECORD_RATE = 16000  # what PESQ wide-band scores
+SIOCGSTAMPNS = 0x8907  # Linux: the receive timestamp of the last packet read, a timespec
+_TIMESPEC = struct.Struct("qq")
+_TIMESPEC_BUFFER = bytes(_TIMESPEC.size)
+_REALTIME_AHEAD = time.time() - time.monotonic()  # kernel stamps are on the realtime clock
+
+
+def kernel_arrival(fd: int) -> float:
+    """When the kernel received the last datagram read from socket `fd` (SIOCGSTAMPNS), on the
+    monotonic clock: a client that was busy or descheduled does not make packets look late."""
+    seconds, nanoseconds = _TIMESPEC.unpack(fcntl.ioctl(fd, SIOCGSTAMPNS, _TIMESPEC_BUFFER))
+    return float(seconds + nanoseconds / 1e9 - _REALTIME_AHEAD)
 
 
 def http_base(url: str) -> str:
@@ -152,10 +165,11 @@ class LeanListener:
         RTCP) goes on to aioice and aiortc as before. No queue, no task, no decryption."""
         for protocol in protocols:
             forward = protocol.datagram_received
+            fd = protocol.transport.get_extra_info("socket").fileno()
 
-            def received(data: bytes, addr: Any, forward: Any = forward) -> None:
+            def received(data: bytes, addr: Any, forward: Any = forward, fd: int = fd) -> None:
                 if 127 < data[0] < 192 and not 191 < data[1] < 209:  # RTP, not RTCP
-                    self._on_srtp(data)
+                    self._on_srtp(data, kernel_arrival(fd))
                 else:
                     forward(data, addr)
 
@@ -236,8 +250,7 @@ class LeanListener:
 
     # --- the packets --------------------------------------------------------------------------
 
-    def _on_srtp(self, data: bytes) -> None:
-        at = time.monotonic()
+    def _on_srtp(self, data: bytes, at: float) -> None:
         first = data[0]
         seq, timestamp = _RTP_SEQ_TS.unpack_from(data, 2)
         start = 12 + 4 * (first & 0x0F)

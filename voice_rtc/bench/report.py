@@ -266,7 +266,9 @@ on time: each speaking listener's frames are due on a 20 ms grid, its media time
   a frame is on time when it came at most 20 ms after its slot; expected = the slots inside the
   window. Client lateness: how far after its slot a frame came. Jitter: |inter-arrival - media
   spacing|. Pacing: the server's voice_rtc_pacing_lateness_seconds histogram over the window,
-  interpolated within its bucket (in brackets): no finer than that.
+  interpolated within its bucket (in brackets): no finer than that. Arrival: the kernel's
+  receive timestamp (WebRTC: a busy client does not make packets late), or when the client
+  read the message (WebSocket: its loop lag counts).
 bandwidth: bytes received per second while speaking: UDP payloads (SRTP: RTP header, payload,
   auth tag; not UDP/IP headers), or WebSocket frames (frame header, the 14-byte audio header,
   payload); payload: the codec's bytes alone.
