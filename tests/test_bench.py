@@ -50,6 +50,7 @@ def test_delivery_counts_frames_late_lost_and_on_time() -> None:
     assert result.gaps == 1  # the late one (a lost one leaves a hole in media time, no stall)
     assert result.max_gap_s == pytest.approx(0.05)
     assert result.payload_bytes == 199 * 80 and result.wire_bytes == 199 * 100
+    assert result.media_s == pytest.approx(4.0)  # the audio they span, the lost frame's too
     p99 = hist_quantile(result.lateness_hist, 0.99)
     assert p99 is not None and p99 <= 0.001
     assert hist_quantile(result.lateness_hist, 1.0) == pytest.approx(0.0501, abs=1e-4)

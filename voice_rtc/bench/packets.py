@@ -85,6 +85,7 @@ class Delivery:
     max_gap_s: float = 0.0
     payload_bytes: int = 0
     wire_bytes: int = 0
+    media_s: float = 0.0  # audio those packets span (media time), for bytes per second of audio
     lateness_hist: list[int] = field(default_factory=lambda: [0] * (HIST_BINS + 1))
     jitter_hist: list[int] = field(default_factory=lambda: [0] * (HIST_BINS + 1))
 
@@ -99,6 +100,7 @@ class Delivery:
         self.max_gap_s = max(self.max_gap_s, other.max_gap_s)
         self.payload_bytes += other.payload_bytes
         self.wire_bytes += other.wire_bytes
+        self.media_s += other.media_s
         self.lateness_hist = [
             a + b for a, b in zip(self.lateness_hist, other.lateness_hist, strict=True)
         ]
@@ -151,6 +153,8 @@ def delivery(log: PacketLog, start: float, end: float) -> Delivery:
     result.packets = int(inside.sum())
     result.payload_bytes = int(np.frombuffer(log.sizes, dtype=np.int64)[near][inside].sum())
     result.wire_bytes = int(np.frombuffer(log.wire, dtype=np.int64)[near][inside].sum())
+    spanned = media_s[inside]
+    result.media_s = float(spanned.max() - spanned.min()) + FRAME_S
     if result.packets > 1:
         excess = np.diff(at[inside]) - np.diff(media_s[inside])
         result.jitter_hist = _hist(np.abs(excess)).tolist()

@@ -269,9 +269,10 @@ on time: each speaking listener's frames are due on a 20 ms grid, its media time
   interpolated within its bucket (in brackets): no finer than that. Arrival: the kernel's
   receive timestamp (WebRTC: a busy client does not make packets late), or when the client
   read the message (WebSocket: its loop lag counts).
-bandwidth: bytes received per second while speaking: UDP payloads (SRTP: RTP header, payload,
-  auth tag; not UDP/IP headers), or WebSocket frames (frame header, the 14-byte audio header,
-  payload); payload: the codec's bytes alone.
+bandwidth: bytes received per second of speech (media time, so a server that falls behind
+  does not look thrifty): UDP payloads (SRTP: RTP header, payload, auth tag; no UDP/IP
+  headers), or WebSocket frames (frame header, 14-byte audio header, payload); payload: the
+  codec's bytes alone.
 RSS per session: (RSS at the end - RSS idle) / sessions connected, probes included; CPU per
   session-second likewise. Time to first audio: sending speak -> the first packet that decodes
   to more than -40 dBFS, at probe sessions speaking short utterances one after another."""

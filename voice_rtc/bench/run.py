@@ -202,8 +202,8 @@ def summarize(
         ttfa_count=len(ttfa),
         ttfa_p50_ms=float(np.percentile(ttfa, 50)) * 1000 if ttfa else None,
         ttfa_p95_ms=float(np.percentile(ttfa, 95)) * 1000 if ttfa else None,
-        speaking_payload_bytes_per_s=per_listener(speaking.payload_bytes, speaking.sessions),
-        speaking_wire_bytes_per_s=per_listener(speaking.wire_bytes, speaking.sessions),
+        speaking_payload_bytes_per_s=_per_audio_s(speaking.payload_bytes, speaking),
+        speaking_wire_bytes_per_s=_per_audio_s(speaking.wire_bytes, speaking),
         silent_packets_per_s=per_listener(silent.packets, silent.sessions),
         silent_wire_bytes_per_s=per_listener(silent.wire_bytes, silent.sessions),
         server_cpu_percent=server_percent,
@@ -234,6 +234,12 @@ def summarize(
         dropped=sum(result.dropped for result in results),
         server_log=server_log,
     )
+
+
+def _per_audio_s(count: int, delivery: Delivery) -> float | None:
+    """Bytes per second of audio received: what the stream costs, whether or not the server
+    kept up (a server that falls behind sends fewer seconds, not fewer bytes a second)."""
+    return count / delivery.media_s if delivery.media_s else None
 
 
 async def run_targets(options: Options, targets: list[Target]) -> list[Report]:
