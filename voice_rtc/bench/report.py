@@ -54,6 +54,7 @@ class Report:
     # The server
     server_cpu_percent: float | None  # of one core
     server_cpu_ms_per_session_s: float | None  # CPU ms per connected session per second
+    server_cpu_ms_per_sent_s: float | None  # CPU ms per second of audio it sent (all frames)
     server_rss_idle_mb: float | None  # after one priming session, before the load
     server_rss_end_mb: float | None
     server_rss_per_session_mb: float | None
@@ -203,6 +204,11 @@ ROWS = (
         "server CPU per session-second",
         lambda r: _num(r.server_cpu_ms_per_session_s, 2, " ms"),
         lambda r: r.server_cpu_ms_per_session_s,
+    ),
+    Row(
+        "  per second of audio it sent",
+        lambda r: _num(r.server_cpu_ms_per_sent_s, 2, " ms"),
+        lambda r: r.server_cpu_ms_per_sent_s,
     ),
     Row(
         "server RSS idle -> end",

@@ -19,7 +19,7 @@ from . import BenchError
 from .listener import LeanListener
 from .measure import Usage, bucket_delta, histogram_quantile, ms, share_within
 from .options import Options, Target
-from .packets import Delivery, hist_quantile
+from .packets import FRAME_S, Delivery, hist_quantile
 from .processes import Placement, server_command, start_server
 from .report import Report
 from .speech import load_texts, probe_text
@@ -160,6 +160,7 @@ def summarize(
         )
         for kind in ("speech", "silence")
     }
+    sent_s = (sent["speech"] + sent["silence"]) * FRAME_S  # audio the server sent, in seconds
     client_cpu = [(b - a) / window * 100 for a, b in zip(first.clients, last.clients, strict=True)]
     server_s = None if first.server is None or last.server is None else last.server - first.server
     server_percent = None if server_s is None else server_s / window * 100
@@ -209,6 +210,9 @@ def summarize(
         server_cpu_percent=server_percent,
         server_cpu_ms_per_session_s=(
             None if server_s is None or not connected else server_s * 1000 / (connected * window)
+        ),
+        server_cpu_ms_per_sent_s=(
+            None if server_s is None or not sent_s else server_s * 1000 / sent_s
         ),
         server_rss_idle_mb=rss_idle,
         server_rss_end_mb=rss_end,

@@ -60,6 +60,10 @@ async def run_sweep(
     return reports
 
 
+def _fixed(value: float | None, digits: int, unit: str = "") -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
 def _noise(r: Report) -> str:
     notes = [f"clients: {r.client_bound}"] if r.client_bound else []
     if r.contended:
@@ -70,20 +74,17 @@ def _noise(r: Report) -> str:
 def format_sweep(reports: Sequence[tuple[int, Report]]) -> str:
     head = (
         f"{'load':>6} {'target':<10} {'admitted':>9} {'on time':>8} {'pacing p99':>11} "
-        f"{'CPU/sess-s':>10} {'core':>6} {'RSS/sess':>9} {'TTFA p95':>9}  held  noise"
+        f"{'CPU ms/sess-s':>13} {'/audio-s':>8} {'core':>5} {'RSS MB/sess':>11} "
+        f"{'TTFA p95':>9}  held  noise"
     )
     lines = [head]
     for load, r in reports:
-        p99 = "-" if r.pacing_p99_ms is None else f"{r.pacing_p99_ms:.2f} ms"
-        cpu = (
-            "-" if r.server_cpu_ms_per_session_s is None else f"{r.server_cpu_ms_per_session_s:.2f}"
-        )
-        core = "-" if r.server_cpu_percent is None else f"{r.server_cpu_percent:.0f}%"
-        rss = "-" if r.server_rss_per_session_mb is None else f"{r.server_rss_per_session_mb:.3f}"
-        ttfa = "-" if r.ttfa_p95_ms is None else f"{r.ttfa_p95_ms:.0f} ms"
         lines.append(
             f"{load:>6} {r.target:<10} {r.sessions_connected:>4}/{r.sessions_requested:<4} "
-            f"{100 * r.on_time_ratio:>7.2f}% {p99:>11} {cpu:>10} {core:>6} {rss:>9} {ttfa:>9}  "
+            f"{100 * r.on_time_ratio:>7.2f}% {_fixed(r.pacing_p99_ms, 2, ' ms'):>11} "
+            f"{_fixed(r.server_cpu_ms_per_session_s, 2):>13} "
+            f"{_fixed(r.server_cpu_ms_per_sent_s, 2):>8} {_fixed(r.server_cpu_percent, 0, '%'):>5} "
+            f"{_fixed(r.server_rss_per_session_mb, 3):>11} {_fixed(r.ttfa_p95_ms, 0, ' ms'):>9}  "
             f"{'yes ' if r.held else 'no  '}  {_noise(r)}"
         )
     lines.append("")
