@@ -6,6 +6,7 @@ the benchmark's business, not the tests'."""
 import asyncio
 import math
 from dataclasses import MISSING, fields, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,3 +217,12 @@ async def test_short_runs_against_voice_rtc_and_the_reference(transport: str) ->
         assert reports[1].codec == "pcm_s16le"
     table = format_side_by_side(reports)
     assert "voice-rtc / reference" in table and "x" in table
+
+
+def test_sweep_plot_is_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from voice_rtc.bench.plot import plot_sweep
+
+    points = [(20, _report()), (20, _report(target="reference")), (50, _report(pacing_p99_ms=None))]
+    plot_sweep(points, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes().startswith(b"\x89PNG")
