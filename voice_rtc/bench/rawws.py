@@ -65,6 +65,7 @@ class RawWebSocket(asyncio.Protocol):
         self._buffer = bytearray()
         self._handshake: asyncio.Future[None] | None = None
         self._expected_accept = b""
+        self._open = False  # the handshake is done
         self._fragments: list[bytes] = []
         self._fragment_opcode = 0
 
@@ -120,14 +121,21 @@ class RawWebSocket(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         at = time.monotonic()
-        buffer = self._buffer
-        buffer += data
-        if self._handshake is not None and not self._handshake.done():
-            if not self._parse_handshake():
-                return
+        if self._open and not self._buffer:  # the usual case: whole messages, parsed in place
+            used = self._parse(data, at)
+            if used < len(data):
+                self._buffer += data[used:]
+            return
+        self._buffer += data
+        if not self._open and not self._parse_handshake():
+            return
+        used = self._parse(self._buffer, at)
+        del self._buffer[:used]
+
+    def _parse(self, buffer: bytes | bytearray, at: float) -> int:
+        """Hand on every whole frame in `buffer`; returns how many bytes they took."""
         offset = 0
         end = len(buffer)
-        view = memoryview(buffer)
         while end - offset >= 2:
             first, second = buffer[offset], buffer[offset + 1]
             length = second & 0x7F
@@ -146,14 +154,15 @@ class RawWebSocket(asyncio.Protocol):
                 start += 4
             if length > MAX_MESSAGE_BYTES:
                 self._fail()
-                return
+                return end
             if end - start < length:
                 break
-            payload = bytes(view[start : start + length])
             offset = start + length
-            self._frame(first, payload, at)
-        view.release()  # a bytearray cannot shrink while a view of it exists
-        del buffer[:offset]
+            if first == 0x82:  # a whole binary message: the hot path, straight on
+                self.on_binary(bytes(buffer[start:offset]), at)
+            else:
+                self._frame(first, bytes(buffer[start:offset]), at)
+        return offset
 
     # --- internals --------------------------------------------------------------------------
 
@@ -178,6 +187,7 @@ class RawWebSocket(asyncio.Protocol):
             self._fail()
             return False
         self._handshake.set_result(None)
+        self._open = True
         return True
 
     def _frame(self, first: int, payload: bytes, at: float) -> None:
