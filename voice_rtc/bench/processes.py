@@ -46,9 +46,11 @@ class Placement:
         return len(self.clients) if self.clients else len(os.sched_getaffinity(0))
 
     def describe(self) -> str:
-        if self.server is None or self.clients is None:
+        if self.clients is None:
             count = len(os.sched_getaffinity(0))
             return f"not pinned ({count} core{'s' if count > 1 else ''} available)"
+        if self.server is None:
+            return f"load clients on core {_cores(self.clients)}; the server is not the bench's"
         return f"server on core {_cores(self.server)}, load clients on core {_cores(self.clients)}"
 
 

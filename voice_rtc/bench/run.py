@@ -92,6 +92,7 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
         server_pid: int | None
         if options.url is not None and target == "voice-rtc":
             url, server_pid = options.url, options.server_pid
+            placement = Placement(None, placement.clients)  # it runs where it was started
         else:
             sessions = options.sessions + options.probes
             args, skipped = server_command(target, options.tts, options.server_settings, sessions)
