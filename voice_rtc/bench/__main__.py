@@ -74,6 +74,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=defaults.warmup, help="seconds")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and clients")
     parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of server and clients (e.g. -10, as root, ahead of other work)",
+    )
+    parser.add_argument(
         "--no-positions",
         action="store_true",
         help="listeners do not report played positions (real ones do, 4 times a second)",
@@ -138,6 +144,7 @@ def options_of(args: argparse.Namespace) -> Options:
         warmup=args.warmup,
         sessions_per_worker=args.sessions_per_worker,
         pin=not args.no_pin,
+        nice=args.nice,
         positions=not args.no_positions,
         url=args.url,
         server_pid=args.server_pid,

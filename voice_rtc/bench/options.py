@@ -26,6 +26,7 @@ class Options:
     warmup: float = 3.0
     sessions_per_worker: int | None = None  # default: by transport (see run.py)
     pin: bool = True  # server on one core, clients on the others (with >= 2 cores)
+    nice: int = 0  # niceness of server and clients (root may go below 0 on a shared machine)
     url: str | None = None  # bench this running voice-rtc instead of starting one
     server_pid: int | None = None
     # voice-rtc settings by name (opus_bitrate=24000, silence=dtx, ...): passed on when the

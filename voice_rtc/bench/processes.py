@@ -28,24 +28,35 @@ class Placement:
 
     server: frozenset[int] | None
     clients: frozenset[int] | None
+    nice: int = 0  # of server and clients; below 0 puts them ahead of the machine's other work
 
     @classmethod
-    def choose(cls, pin: bool, sample_s: float = 0.5) -> "Placement":
+    def choose(cls, pin: bool, nice: int = 0, sample_s: float = 0.5) -> "Placement":
         """The server on one core, the clients on the rest, when this process may use two or
         more; otherwise no pinning. The server gets the core least busy over `sample_s`
         (on a shared machine, other work may hold one of them)."""
         cores = sorted(os.sched_getaffinity(0))
         if not pin or len(cores) < 2:
-            return cls(None, None)
+            return cls(None, None, nice)
         busy = psutil.cpu_percent(interval=sample_s, percpu=True) if sample_s > 0 else []
         server = min(cores, key=lambda c: busy[c] if c < len(busy) else 0.0)
-        return cls(frozenset({server}), frozenset(cores) - {server})
+        return cls(frozenset({server}), frozenset(cores) - {server}, nice)
+
+    def server_setup(self) -> Callable[[], None] | None:
+        return child_setup(self.server, self.nice)
+
+    def client_setup(self) -> Callable[[], None] | None:
+        return child_setup(self.clients, self.nice)
 
     @property
     def client_cores(self) -> int:
         return len(self.clients) if self.clients else len(os.sched_getaffinity(0))
 
     def describe(self) -> str:
+        where = self._where()
+        return where if self.nice == 0 else f"{where}; nice {self.nice}"
+
+    def _where(self) -> str:
         if self.clients is None:
             count = len(os.sched_getaffinity(0))
             return f"not pinned ({count} core{'s' if count > 1 else ''} available)"
@@ -58,11 +69,19 @@ def _cores(cores: frozenset[int]) -> str:
     return ",".join(str(c) for c in sorted(cores))
 
 
-def pinned(cores: frozenset[int] | None) -> Callable[[], None] | None:
-    """A preexec_fn that pins the child (and every thread it will start) to `cores`."""
-    if cores is None:
+def child_setup(cores: frozenset[int] | None, nice: int) -> Callable[[], None] | None:
+    """A preexec_fn that pins the child (and every thread it will start) to `cores`, at
+    `nice`; None when there is nothing to set."""
+    if cores is None and nice == 0:
         return None
-    return functools.partial(os.sched_setaffinity, 0, cores)
+
+    def setup() -> None:
+        if cores is not None:
+            os.sched_setaffinity(0, cores)
+        if nice:
+            os.nice(nice)
+
+    return setup
 
 
 async def stop_process(process: asyncio.subprocess.Process, grace: float = 0.0) -> None:
@@ -125,7 +144,10 @@ def reference_args(tts: str) -> list[str]:
 
 
 async def start_server(
-    stack: contextlib.AsyncExitStack, args: list[str], log_path: Path, cores: frozenset[int] | None
+    stack: contextlib.AsyncExitStack,
+    args: list[str],
+    log_path: Path,
+    setup: Callable[[], None] | None,
 ) -> tuple[str, int]:
     """Start a server that prints its URL as the last word of its first line; (url, pid)."""
     with log_path.open("w") as log:
@@ -134,7 +156,7 @@ async def start_server(
             cwd=REPO,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
-            preexec_fn=pinned(cores),
+            preexec_fn=setup,
         )
     stack.push_async_callback(stop_process, process)
     assert process.stdout is not None

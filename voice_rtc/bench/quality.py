@@ -132,7 +132,7 @@ async def run_quality(
         async with contextlib.AsyncExitStack() as stack:
             args, skipped_here = server_command(target, "espeak", settings, 1)
             skipped = skipped_here or skipped
-            url, _ = await start_server(stack, args, log_path, placement.server)
+            url, _ = await start_server(stack, args, log_path, placement.server_setup())
             recorded = await record(url, text)
         log_path.unlink(missing_ok=True)
         scores.append(score(target, original, recorded))

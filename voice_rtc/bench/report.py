@@ -63,6 +63,7 @@ class Report:
     client_cpu_busiest_percent: float
     client_cores: int
     client_loop_lag_p99_ms: float | None
+    client_loop_lag_max_ms: float | None
     client_event_loop: str
     machine_cpu_percent: float  # every core busy = 100
     other_cpu_percent: float  # of one core, outside server and clients (other work, interrupts)
@@ -243,8 +244,11 @@ ROWS = (
         ),
     ),
     Row(
-        "client loop lag p99",
-        lambda r: f"{_num(r.client_loop_lag_p99_ms, 1)} ms ({r.client_event_loop})",
+        "client loop lag p99, max",
+        lambda r: (
+            f"{_num(r.client_loop_lag_p99_ms, 1)}, {_num(r.client_loop_lag_max_ms, 0)} ms "
+            f"({r.client_event_loop})"
+        ),
     ),
     Row(
         "load clients the bottleneck?",

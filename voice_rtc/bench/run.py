@@ -81,7 +81,7 @@ async def prime(url: str, options: Options) -> None:
 
 
 async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
-    placement = Placement.choose(options.pin)
+    placement = Placement.choose(options.pin, options.nice)
     log_path = Path(tempfile.gettempdir()) / f"voice-rtc-bench-{target}-{os.getpid()}.log"
     skipped: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -92,18 +92,19 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
         server_pid: int | None
         if options.url is not None and target == "voice-rtc":
             url, server_pid = options.url, options.server_pid
-            placement = Placement(None, placement.clients)  # it runs where it was started
+            placement = Placement(None, placement.clients, placement.nice)  # runs where it was
         else:
             sessions = options.sessions + options.probes
             args, skipped = server_command(target, options.tts, options.server_settings, sessions)
-            url, server_pid = await start_server(stack, args, log_path, placement.server)
+            url, server_pid = await start_server(stack, args, log_path, placement.server_setup())
         server = psutil.Process(server_pid) if server_pid is not None else None
         http = await stack.enter_async_context(aiohttp.ClientSession())
         await prime(url, options)
         rss_idle = server.memory_info().rss / 1e6 if server else None
 
         configs = worker_configs(options, url)
-        workers = [await Worker.start(stack, config, placement.clients) for config in configs]
+        setup = placement.client_setup()
+        workers = [await Worker.start(stack, config, setup) for config in configs]
         await asyncio.gather(*(worker.ready() for worker in workers))
         if not any(worker.connected for worker in workers):
             errors = [e for w in workers for e in w.errors]
@@ -226,6 +227,7 @@ def summarize(
         client_cpu_busiest_percent=max(client_cpu),
         client_cores=placement.client_cores,
         client_loop_lag_p99_ms=ms(float(np.percentile(lags, 99))) if lags else None,
+        client_loop_lag_max_ms=ms(max(lags)) if lags else None,
         client_event_loop=results[0].event_loop if results else "?",
         machine_cpu_percent=machine_busy / cpu_count,
         softirq_percent=(last.machine.softirq - first.machine.softirq) / window * 100,

@@ -13,6 +13,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from ..transports.webrtc import use_host_addresses
 from . import BenchError
 from .listener import LeanListener, Role
 from .packets import Delivery, delivery
-from .processes import REPO, STOP_TIMEOUT_S, pinned, stop_process
+from .processes import REPO, STOP_TIMEOUT_S, stop_process
 from .signaling import Refused
 
 LAG_PROBE_S = 0.01
@@ -87,7 +88,10 @@ class Worker:
 
     @classmethod
     async def start(
-        cls, stack: contextlib.AsyncExitStack, config: WorkerConfig, cores: frozenset[int] | None
+        cls,
+        stack: contextlib.AsyncExitStack,
+        config: WorkerConfig,
+        setup: Callable[[], None] | None,
     ) -> "Worker":
         args = [sys.executable, "-m", "voice_rtc.bench", "--worker", json.dumps(asdict(config))]
         process = await asyncio.create_subprocess_exec(
@@ -96,7 +100,7 @@ class Worker:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=PIPE_LIMIT,
-            preexec_fn=pinned(cores),
+            preexec_fn=setup,  # pinned, as the bench's Placement says
         )
         stack.push_async_callback(stop_process, process, STOP_TIMEOUT_S)  # it closes its clients
         return cls(process, config)
