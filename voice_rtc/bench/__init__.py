@@ -7,11 +7,13 @@ with a plain-aiortc reference under the same load.
     python -m voice_rtc.bench --quality                                       # PESQ-WB
     python -m voice_rtc.bench --url http://127.0.0.1:8080 --server-pid 1234 --json
 
-The bench starts each server itself (voice-rtc's `server.py`, or `reference.py`), pinned to one
-core, and its load clients in worker processes pinned to the other cores. The clients are lean
-(`listener.py`): real aiortc peers whose RTP packets are counted as they arrive (no jitter
-buffer, no decoding), or raw WebSocket clients counting binary messages (`rawws.py`). After a
-warm-up, one window of T seconds yields, for each target: frames on time at the listeners, the
+The bench starts each server itself (voice-rtc's `server.py`, or `reference.py`), pinned to the
+least busy core, and its load clients in worker processes pinned to the other cores (`--nice
+-10`, as root, puts both ahead of other work on a shared machine). The clients are lean
+(`listener.py`): real aiortc peers whose SRTP packets are counted from the UDP callback with the
+kernel's receive timestamps (no decryption, jitter buffer or decoding), or raw WebSocket
+clients counting binary messages (`rawws.py`). After a warm-up, one window of T seconds
+yields, for each target: frames on time at the listeners, the
 server's pacing lateness (its /metrics histogram), client-side lateness, jitter and gaps, time
 to first audio at probe sessions, bandwidth per listener, server CPU per session-second and RSS
 per session, and the clients' own CPU and event-loop lag — said to be the bottleneck when they
