@@ -1,22 +1,25 @@
 """The command line: `python -m voice_rtc.bench` runs the benchmark and prints its report; with
-the hidden `--worker SPEAKING` it is one of the bench's worker processes instead."""
+the hidden `--worker CONFIG` it is one of the bench's worker processes instead."""
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import aiohttp
 import psutil  # type: ignore[import-untyped]
 
 from . import BenchError
-from .report import format_report
-from .run import Options, run_bench
-from .worker import run_worker
+from .options import SERVER_TUNING, TARGETS, Options, Target, Transport
+from .report import Report, format_report, format_side_by_side
+from .run import run_targets
+from .worker import WorkerConfig, run_worker
 
 Result = TypeVar("Result")
 
@@ -24,13 +27,18 @@ Result = TypeVar("Result")
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m voice_rtc.bench",
-        description="Benchmark a voice-rtc server with N WebRTC listeners hearing speech.",
+        description="Benchmark voice-rtc (and a plain aiortc reference) with N listeners.",
     )
     defaults = Options()
     parser.add_argument("--sessions", type=int, default=defaults.sessions, help="listeners")
     parser.add_argument("--seconds", type=float, default=defaults.seconds, help="window length")
-    parser.add_argument("--url", help="bench this running server instead of starting one")
-    parser.add_argument("--server-pid", type=int, help="its pid, for CPU and RSS (with --url)")
+    parser.add_argument("--transport", choices=("webrtc", "websocket"), default="webrtc")
+    parser.add_argument(
+        "--codec",
+        choices=("auto", "opus", "pcm_s16le", "mulaw"),
+        default="auto",
+        help="WebSocket codec; auto: opus when the server offers it, else pcm_s16le",
+    )
     parser.add_argument(
         "--speaking-fraction",
         type=float,
@@ -38,22 +46,121 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="share of the sessions that speak; the rest receive silence",
     )
     parser.add_argument(
-        "--sessions-per-worker",
-        type=int,
-        default=defaults.sessions_per_worker,
-        help="clients per worker process",
+        "--tts",
+        choices=("tone", "espeak"),
+        default=defaults.tts,
+        help="the servers' voice (tone for load; espeak for a real time to first audio)",
     )
     parser.add_argument(
-        "--warmup", type=float, default=defaults.warmup, help="seconds after connecting"
+        "--probes", type=int, default=defaults.probes, help="extra sessions timing first audio"
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--worker", type=int, metavar="SPEAKING", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run the plain-aiortc reference under the same load, side by side",
+    )
+    parser.add_argument(
+        "--targets",
+        help="comma-separated: voice-rtc, reference (default voice-rtc; --reference: both)",
+    )
+    parser.add_argument("--sweep", help="comma-separated loads, e.g. 20,50,100,150")
+    parser.add_argument("--plot", type=Path, help="with --sweep: draw the curves to this PNG")
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help="PESQ of eSpeak speech through voice-rtc's WebRTC vs aiortc's default encoder",
+    )
+    parser.add_argument("--sessions-per-worker", type=int, help="clients per worker process")
+    parser.add_argument("--warmup", type=float, default=defaults.warmup, help="seconds")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and clients")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness of server and clients (e.g. -10, as root, ahead of other work)",
+    )
+    parser.add_argument(
+        "--no-positions",
+        action="store_true",
+        help="listeners do not report played positions (real ones do, 4 times a second)",
+    )
+    parser.add_argument("--url", help="bench this running voice-rtc instead of starting one")
+    parser.add_argument("--server-pid", type=int, help="its pid, for CPU and RSS (with --url)")
+    for name in SERVER_TUNING:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            help="voice-rtc setting, passed on if its server.py accepts it",
+        )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other voice-rtc setting (e.g. max_sessions=200), passed on if accepted",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.sessions < 1 or args.seconds <= 0 or args.sessions_per_worker < 1:
-        parser.error("--sessions, --seconds and --sessions-per-worker must be positive")
+    if args.sessions < 1 or args.seconds <= 0 or args.probes < 0:
+        parser.error("--sessions and --seconds must be positive, --probes at least 0")
     if not 0 <= args.speaking_fraction <= 1:
         parser.error("--speaking-fraction must be between 0 and 1")
+    if args.plot and not args.sweep:
+        parser.error("--plot draws a --sweep")
     return args
+
+
+def targets_of(args: argparse.Namespace) -> list[Target]:
+    if args.targets:
+        names = [name.strip() for name in args.targets.split(",") if name.strip()]
+        unknown = [name for name in names if name not in TARGETS]
+        if unknown:
+            raise BenchError(f"unknown target(s) {', '.join(unknown)}: use {', '.join(TARGETS)}")
+        return [cast(Target, name) for name in names]
+    return ["voice-rtc", "reference"] if args.reference else ["voice-rtc"]
+
+
+def settings_of(args: argparse.Namespace) -> dict[str, str]:
+    settings = {
+        name: str(getattr(args, name)) for name in SERVER_TUNING if getattr(args, name) is not None
+    }
+    for item in args.server_setting:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise BenchError(f"--server-setting {item!r}: NAME=VALUE")
+        settings[name.strip().replace("-", "_")] = value
+    return settings
+
+
+def options_of(args: argparse.Namespace) -> Options:
+    return Options(
+        sessions=args.sessions,
+        seconds=args.seconds,
+        transport=cast(Transport, args.transport),
+        codec=args.codec,
+        speaking_fraction=args.speaking_fraction,
+        tts=args.tts,
+        probes=args.probes,
+        warmup=args.warmup,
+        sessions_per_worker=args.sessions_per_worker,
+        pin=not args.no_pin,
+        nice=args.nice,
+        positions=not args.no_positions,
+        url=args.url,
+        server_pid=args.server_pid,
+        server_settings=settings_of(args),
+    )
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    return {
+        **asdict(report),
+        "on_time_ratio": report.on_time_ratio,
+        "delivery_ratio": report.delivery_ratio,
+        "held": report.held,
+        "client_bound": report.client_bound,
+        "contended": report.contended,
+    }
 
 
 async def _cancel_on_sigterm(work: Coroutine[Any, Any, Result]) -> Result:
@@ -64,27 +171,52 @@ async def _cancel_on_sigterm(work: Coroutine[Any, Any, Result]) -> Result:
     return await work
 
 
+async def _main(args: argparse.Namespace) -> str:
+    if args.quality:
+        from .quality import format_quality, run_quality
+
+        quality = await run_quality(settings_of(args), pin=not args.no_pin)
+        return json.dumps(asdict(quality), indent=2) if args.json else format_quality(quality)
+    options, targets = options_of(args), targets_of(args)
+    if args.sweep:
+        from .sweep import format_sweep, run_sweep
+
+        loads = [int(load) for load in args.sweep.split(",") if load.strip()]
+        points = await run_sweep(options, loads, targets)
+        if args.plot:
+            from .plot import plot_sweep
+
+            plot_sweep(points, args.plot)
+        if args.json:
+            return json.dumps([{"load": load, **as_json(r)} for load, r in points], indent=2)
+        return format_sweep(points) + (f"\nplot: {args.plot}" if args.plot else "")
+    reports = await run_targets(options, targets)
+    if args.json:
+        return json.dumps([as_json(r) for r in reports], indent=2)
+    return format_report(reports[0]) if len(reports) == 1 else format_side_by_side(reports)
+
+
+def _worker(config: str) -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    body = json.loads(config)
+    asyncio.run(_cancel_on_sigterm(run_worker(WorkerConfig(**body))))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     try:
         if args.worker is not None:
-            asyncio.run(_cancel_on_sigterm(run_worker(args.url, args.sessions, args.worker)))
+            _worker(args.worker)
             return
-        options = Options(
-            sessions=args.sessions,
-            seconds=args.seconds,
-            url=args.url,
-            server_pid=args.server_pid,
-            speaking_fraction=args.speaking_fraction,
-            sessions_per_worker=args.sessions_per_worker,
-            warmup=args.warmup,
-        )
-        report = asyncio.run(_cancel_on_sigterm(run_bench(options)))
+        output = asyncio.run(_cancel_on_sigterm(_main(args)))
     except (KeyboardInterrupt, asyncio.CancelledError):
         sys.exit(130)
-    except (BenchError, aiohttp.ClientError, psutil.Error) as exc:
-        sys.exit(f"voice-rtc bench: {exc}")
-    print(json.dumps(asdict(report), indent=2) if args.json else format_report(report))
+    except (BenchError, aiohttp.ClientError, psutil.Error, OSError) as exc:
+        sys.exit(f"voice-rtc bench: {exc}" if str(exc) else f"voice-rtc bench: {exc!r}")
+    print(output)
 
 
 if __name__ == "__main__":

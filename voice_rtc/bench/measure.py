@@ -60,6 +60,14 @@ def histogram_quantile(q: float, cumulative: Sequence[tuple[float, float]]) -> f
     return lower
 
 
+def share_within(bound: float, cumulative: Sequence[tuple[float, float]]) -> float | None:
+    """The share of observations at most `bound` (itself a bucket bound); None without any."""
+    if not cumulative or cumulative[-1][1] <= 0:
+        return None
+    within = max((count for upper, count in cumulative if upper <= bound), default=0.0)
+    return within / cumulative[-1][1]
+
+
 async def scrape(http: aiohttp.ClientSession, url: str) -> Scrape:
     async with http.get(url.rstrip("/") + "/metrics") as response:
         response.raise_for_status()
@@ -70,6 +78,21 @@ async def scrape(http: aiohttp.ClientSession, url: str) -> Scrape:
 
 
 @dataclass(frozen=True)
+class Machine:
+    """CPU seconds of every core together, by kind, so far."""
+
+    busy: float  # anything but idle and iowait
+    softirq: float  # interrupts: on loopback, much of the network stack's work
+    steal: float  # taken by the hypervisor for other machines
+
+    @classmethod
+    def take(cls) -> "Machine":
+        t = psutil.cpu_times()
+        busy = sum(t) - t.idle - t.iowait - getattr(t, "guest", 0) - getattr(t, "guest_nice", 0)
+        return cls(busy, t.softirq + t.irq, t.steal)
+
+
+@dataclass(frozen=True)
 class Usage:
     """A snapshot of the clock and of the CPU seconds each process has used so far."""
 
@@ -77,6 +100,7 @@ class Usage:
     server: float | None  # None: the server's pid is unknown
     clients: list[float]  # one per worker process
     metrics: Scrape
+    machine: Machine
 
     @classmethod
     async def take(
@@ -88,7 +112,8 @@ class Usage:
     ) -> "Usage":
         at = time.monotonic()
         cpu = [cpu_seconds(c) for c in clients]
-        return cls(at, cpu_seconds(server) if server else None, cpu, await scrape(http, url))
+        server_s = cpu_seconds(server) if server else None
+        return cls(at, server_s, cpu, await scrape(http, url), Machine.take())
 
 
 def cpu_seconds(process: psutil.Process) -> float:

@@ -1,22 +1,77 @@
-"""The worker processes that run the clients: the bench's handle on one (`Worker`), and the
-process itself (`run_worker`). They talk over the worker's stdin and stdout, one JSON line each
-way per step."""
+"""The worker processes that run the load clients: the bench's handle on one (`Worker`), and the
+process itself (`run_worker`, started as `python -m voice_rtc.bench --worker CONFIG`). They
+talk over the worker's stdin and stdout, one JSON line each way per step:
+
+    worker -> bench   {"connected": n, "errors": [...]}                 all clients connected
+    bench -> worker   {"start": t0, "end": t1}                          the window (monotonic)
+    worker -> bench   {"speaking": Delivery, "silent": Delivery, ...}   then it closes them
+"""
 
 import asyncio
+import collections
 import contextlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..client import VoiceClient
+import aiohttp
+
+from ..transports.webrtc import use_host_addresses
 from . import BenchError
+from .listener import LeanListener, Role
+from .packets import Delivery, delivery
 from .processes import REPO, STOP_TIMEOUT_S, stop_process
+from .signaling import Refused
 
 LAG_PROBE_S = 0.01
-CONNECT_CONCURRENCY = 5  # per worker: parallel handshakes beyond this only queue up on the CPU
-PIPE_LIMIT = 1 << 26  # a worker's result is one JSON line with every arrival time
+CONNECT_CONCURRENCY = 8  # per worker: parallel handshakes beyond this only queue on the CPU
+PIPE_LIMIT = 1 << 24
+PROBE_PAUSE_S = 0.3
+KEEPALIVE_STEP_S = 0.01
+CLOSE_TIMEOUT_S = STOP_TIMEOUT_S / 2  # then the process exits anyway, before the bench kills it
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    url: str
+    transport: str
+    codec: str
+    speaking: int
+    silent: int
+    probes: int
+    load_texts: list[str]
+    probe_text: str
+    positions: bool = True  # report played positions, as real listeners do
+
+    def roles(self) -> list[Role]:
+        roles: list[Role] = ["probe"] * self.probes
+        return roles + ["speaking"] * self.speaking + ["silent"] * self.silent
+
+
+@dataclass
+class WorkerResult:
+    speaking: Delivery
+    silent: Delivery
+    ttfa_s: list[float]
+    lags_s: list[float]
+    dropped: int
+    event_loop: str
+    codecs: list[str]  # what the listeners' audio came as
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "WorkerResult":
+        return cls(
+            speaking=Delivery.from_json(body["speaking"]),
+            silent=Delivery.from_json(body["silent"]),
+            ttfa_s=list(body["ttfa_s"]),
+            lags_s=list(body["lags_s"]),
+            dropped=int(body["dropped"]),
+            event_loop=str(body["event_loop"]),
+            codecs=list(body["codecs"]),
+        )
 
 
 # --- the bench's side ---------------------------------------------------------------------
@@ -27,36 +82,40 @@ class Worker:
     """A `--worker` process running some of the clients."""
 
     process: asyncio.subprocess.Process
+    config: WorkerConfig
     connected: int = 0
     errors: list[str] = field(default_factory=list)
 
     @classmethod
     async def start(
-        cls, stack: contextlib.AsyncExitStack, url: str, sessions: int, speaking: int
+        cls,
+        stack: contextlib.AsyncExitStack,
+        config: WorkerConfig,
+        setup: Callable[[], None] | None,
     ) -> "Worker":
-        args = [sys.executable, "-m", "voice_rtc.bench", "--worker", str(speaking)]
-        args += ["--url", url, "--sessions", str(sessions)]
+        args = [sys.executable, "-m", "voice_rtc.bench", "--worker", json.dumps(asdict(config))]
         process = await asyncio.create_subprocess_exec(
             *args,
             cwd=REPO,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=PIPE_LIMIT,
+            preexec_fn=setup,  # pinned, as the bench's Placement says
         )
         stack.push_async_callback(stop_process, process, STOP_TIMEOUT_S)  # it closes its clients
-        return cls(process)
+        return cls(process, config)
 
     async def ready(self) -> None:
         """Wait until every client of this worker has connected (or failed to)."""
         hello = await self._read()
         self.connected, self.errors = hello["connected"], hello["errors"]
 
-    async def results(self, start: float, end: float) -> dict[str, Any]:
-        """Arrival times and loop lags inside [start, end); the worker then closes its clients."""
+    async def results(self, start: float, end: float) -> WorkerResult:
+        """What arrived inside [start, end); the worker then closes its clients."""
         assert self.process.stdin is not None
         self.process.stdin.write(json.dumps({"start": start, "end": end}).encode() + b"\n")
         await self.process.stdin.drain()
-        return await self._read()
+        return WorkerResult.from_json(await self._read())
 
     async def _read(self) -> dict[str, Any]:
         assert self.process.stdout is not None
@@ -79,48 +138,100 @@ async def _lag_probe(lags: list[tuple[float, float]]) -> None:
         lags.append((now, now - before - LAG_PROBE_S))
 
 
-async def _connect(client: VoiceClient, speak: str | None, limit: asyncio.Semaphore) -> str | None:
-    """Connect (and start speaking); the error as text, or None."""
+async def _keep_alive(listeners: list[LeanListener], positions: bool) -> None:
+    """One task for every listener's position reports and pings (not one per listener),
+    spread over the interval in KEEPALIVE_STEP_S slices: real listeners are not in step, and a
+    burst of hundreds of messages at once would stall both ends for a while."""
+    interval = listeners[0].position_interval() if listeners and positions else 1.0
+    slices = max(1, round(interval / KEEPALIVE_STEP_S))
+    step = 0
+    while True:
+        await asyncio.sleep(interval / slices)
+        now = time.monotonic()
+        for listener in listeners[step % slices :: slices]:
+            listener.keepalive(now, positions)
+        step += 1
+
+
+async def _connect(
+    listener: LeanListener,
+    http: aiohttp.ClientSession,
+    texts: list[str],
+    limit: asyncio.Semaphore,
+) -> str | None:
+    """Connect (and, for a speaking listener, ask for the load's speech); the error, or None."""
     try:
         async with limit:
-            await client.connect()
-        if speak is not None:
-            await client.speak(speak)
+            await listener.connect(http)
+        if listener.role == "speaking":
+            for text in texts:
+                await listener.speak(text)
+    except Refused as exc:
+        return exc.code
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
-async def run_worker(url: str, sessions: int, speaking: int, utterance_s: float = 3600) -> None:
+def _merge(listeners: list[LeanListener], start: float, end: float) -> Delivery:
+    total = Delivery()
+    for listener in listeners:
+        total.add(delivery(listener.log, start, end))
+    return total
+
+
+async def run_worker(config: WorkerConfig) -> None:
     """Connect the clients, report, wait for the window on stdin, report arrivals, close."""
     loop = asyncio.get_running_loop()
+    use_host_addresses(["127.0.0.1"])  # aioice skips loopback by default
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    text = f"440hz {utterance_s:.0f}s"
-    clients = [VoiceClient(url) for _ in range(sessions)]
+    listeners = [
+        LeanListener(config.url, config.transport, config.codec, role) for role in config.roles()
+    ]
     lags: list[tuple[float, float]] = []
-    probe = asyncio.create_task(_lag_probe(lags))
+    tasks = [asyncio.create_task(_lag_probe(lags))]
     limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    http = aiohttp.ClientSession()
     try:
         errors = await asyncio.gather(
-            *(_connect(c, text if i < speaking else None, limit) for i, c in enumerate(clients))
+            *(_connect(listener, http, config.load_texts, limit) for listener in listeners)
         )
-        ok = [c for c, error in zip(clients, errors, strict=True) if error is None]
+        ok = [li for li, error in zip(listeners, errors, strict=True) if error is None]
         _emit({"connected": len(ok), "errors": [e for e in errors if e is not None]})
+        tasks.append(asyncio.create_task(_keep_alive(ok, config.positions)))
+        tasks += [
+            asyncio.create_task(li.probe(config.probe_text, PROBE_PAUSE_S))
+            for li in ok
+            if li.role == "probe"
+        ]
         line = await stdin.readline()
         if not line:
             return  # the bench went away
         window = json.loads(line)
         start, end = window["start"], window["end"]
-        _emit(
-            {
-                "arrivals": [[t for t in c.recording.arrivals if start <= t < end] for c in ok],
-                "lags": [lag for t, lag in lags if start <= t < end],
-            }
+        result = WorkerResult(
+            speaking=_merge([li for li in ok if li.role == "speaking"], start, end),
+            silent=_merge([li for li in ok if li.role == "silent"], start, end),
+            ttfa_s=[s for li in ok for at, s in li.ttfa if start <= at < end],
+            lags_s=[lag for t, lag in lags if start <= t < end],
+            dropped=sum(li.dropped for li in ok),
+            event_loop=type(loop).__module__.split(".")[0],
+            codecs=sorted({li.codec for li in ok}),
         )
+        _emit(asdict(result))
     finally:
-        probe.cancel()
-        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        await http.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        closing = asyncio.gather(*(li.close() for li in listeners), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing, CLOSE_TIMEOUT_S)
+
+
+def error_counts(errors: list[str]) -> dict[str, int]:
+    return dict(collections.Counter(errors))
 
 
 def _emit(body: dict[str, Any]) -> None:
