@@ -9,11 +9,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 # Dependencies first: a change to the code does not reinstall them.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY voice_rtc ./voice_rtc
 COPY signaling ./signaling
 COPY server.py ./
-RUN pip install . && useradd --system --uid 10001 --no-create-home voice
+RUN pip install -c constraints.txt . && useradd --system --uid 10001 --no-create-home voice
 COPY client ./client
 
 USER voice

@@ -176,6 +176,10 @@ def main() -> None:
     except SettingsError as exc:
         sys.exit(f"voice-rtc: bad settings: {exc}")
     setup_logging(settings.log_level)
+    # The encoding thread holds the GIL between libopus calls; the event loop gives it up at
+    # every send. At the default 5 ms it may then wait that long to get it back, each time:
+    # a millisecond keeps the clock's ticks on time.
+    sys.setswitchinterval(0.001)
     asyncio.run(serve(settings))
 
 

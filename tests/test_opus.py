@@ -1,11 +1,13 @@
 """The voice-tuned Opus codec: one packet per frame, speech survives it, silence is cached."""
 
 import asyncio
+import threading
 
 import numpy as np
 
 from tests.signal_analysis import dominant_frequency, rms
 from voice_rtc.audio import FRAME_BYTES, SILENT_FRAME
+from voice_rtc.encoding import EncodingThread
 from voice_rtc.opus import FrameDecoder, OpusCodec, OpusFrameEncoder, OpusSettings, silent_packet
 from voice_rtc.tts.tone import ToneProvider
 
@@ -45,7 +47,8 @@ async def test_speech_settings_hold_the_bitrate_they_are_given() -> None:
 
 async def test_encoding_runs_off_the_event_loop_in_batches() -> None:
     frames = await tone_frames("440hz 2s")
-    codec = OpusCodec(OpusSettings())  # the loop's default executor: a thread
+    thread = EncodingThread()
+    codec = OpusCodec(OpusSettings(), thread)
     stream = codec.new_stream()
     ticks = 0
 
@@ -58,8 +61,25 @@ async def test_encoding_runs_off_the_event_loop_in_batches() -> None:
     counter = asyncio.ensure_future(count_ticks())
     packets = await codec.encode(stream, frames)
     counter.cancel()
+    thread.stop()
     assert len(packets) == 100
     assert ticks > 1  # the loop kept turning while the batch was encoded
+
+
+async def test_urgent_batches_are_encoded_before_routine_ones() -> None:
+    thread = EncodingThread()
+    done: list[str] = []
+    release = threading.Event()
+    blocker = asyncio.ensure_future(thread.run(release.wait))  # the thread is busy...
+    routine = [
+        asyncio.ensure_future(thread.run(lambda n=n: done.append(f"r{n}"))) for n in range(3)
+    ]
+    urgent = asyncio.ensure_future(thread.run(lambda: done.append("first audio"), urgent=True))
+    await asyncio.sleep(0.05)
+    release.set()  # ...then works through its queue
+    await asyncio.gather(blocker, urgent, *routine)
+    thread.stop()
+    assert done == ["first audio", "r0", "r1", "r2"]
 
 
 def test_the_cached_silent_packet_is_small_and_decodes_to_silence() -> None:

@@ -39,6 +39,7 @@ class LoadMonitor:
     def __init__(
         self,
         streams: Callable[[], int],
+        cores: int = 1,
         max_utilization: float = 0.75,
         max_lateness_s: float = 0.010,
         thread_time: Callable[[], float] = time.thread_time,
@@ -47,6 +48,7 @@ class LoadMonitor:
     ) -> None:
         """`streams`: how many streams the clock drives now (the sessions that cost)."""
         self._streams = streams
+        self._cores = cores
         self._max_utilization = max_utilization
         self._max_lateness_s = max_lateness_s
         self._thread_time = thread_time
@@ -60,6 +62,12 @@ class LoadMonitor:
         self.utilization = 0.0  # of the loop thread
         self.process_utilization = 0.0  # every thread of the process, in cores
         self.stream_cost = DEFAULT_STREAM_COST
+
+    @property
+    def busy(self) -> float:
+        """The share of what this process has that it uses: its loop thread's time, or the
+        cores it may run on, whichever is fuller (the encoding thread shares them)."""
+        return max(self.utilization, self.process_utilization / self._cores)
 
     def status(self) -> dict[str, float]:
         """What operators see of it (in /ready)."""
@@ -89,7 +97,7 @@ class LoadMonitor:
         now = self._wall_time()
         while self._admitted and now - self._admitted[0] > WINDOW_SAMPLES * SAMPLE_S:
             self._admitted.popleft()
-        projected = self.utilization + (len(self._admitted) + newcomers) * self.stream_cost
+        projected = self.busy + (len(self._admitted) + newcomers) * self.stream_cost
         return Verdict("busy", RETRY_AFTER_S) if projected > self._max_utilization else ROOM
 
     def admit(self) -> Verdict:
@@ -110,7 +118,7 @@ class LoadMonitor:
         self.process_utilization = (process1 - process0) / elapsed
         streams = self._streams()
         if streams >= 10:  # enough to tell a stream's cost from the process's own
-            self.stream_cost = max(DEFAULT_STREAM_COST / 4, self.utilization / streams)
+            self.stream_cost = max(DEFAULT_STREAM_COST / 4, self.busy / streams)
 
     def start(self) -> None:
         """Sample on the loop thread (thread_time measures the thread that calls it)."""

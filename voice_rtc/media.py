@@ -3,12 +3,12 @@ how loaded the process is, and the audio transports made from them for a session
 
 import asyncio
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from .clock import Ticker
 from .config import Settings
+from .encoding import EncodingThread
 from .load import LoadMonitor
 from .opus import OpusCodec, OpusSettings
 from .transports.webrtc import FrameSource, Silence, WebRTCOptions, WebRTCPeer, ice_configuration
@@ -17,16 +17,15 @@ from .transports.websocket import Codec, WebSocketAudio, websocket_sink
 
 class Media:
     def __init__(self, settings: Settings) -> None:
-        self._executor = ThreadPoolExecutor(
-            max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="opus"
-        )
+        self._encoding = EncodingThread()
         self.codec = OpusCodec(
             OpusSettings(settings.opus_bitrate, settings.opus_complexity, settings.opus_fec),
-            self._executor,
+            self._encoding,
         )
         self.ticker = Ticker()
         self.load = LoadMonitor(
             lambda: len(self.ticker),
+            cores=len(os.sched_getaffinity(0)),
             max_utilization=settings.admission_loop_percent / 100,
             max_lateness_s=settings.admission_lateness_ms / 1000,
         )
@@ -45,7 +44,7 @@ class Media:
     async def close(self) -> None:
         await self.load.stop()
         await self.ticker.stop()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._encoding.stop()
 
     def webrtc_peer(self, source: FrameSource) -> WebRTCPeer:
         return WebRTCPeer(source, self.ticker, self._webrtc)

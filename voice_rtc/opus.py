@@ -11,10 +11,8 @@ libswresample holds back a few samples (its filter's delay); priming each stream
 zeros makes every frame in give one frame out, at the cost of a delay of under a millisecond.
 """
 
-import asyncio
 import fractions
 from collections.abc import Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cache
 from typing import Final, Protocol
@@ -23,6 +21,7 @@ import av
 from av import AudioFrame, AudioResampler
 
 from .audio import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH, SILENT_FRAME
+from .encoding import EncodingThread
 
 OPUS_RATE: Final = 24000  # the encoder's input rate; RTP still counts Opus at 48 kHz
 OPUS_FRAME_SAMPLES: Final = OPUS_RATE * FRAME_MS // 1000  # 480
@@ -34,8 +33,8 @@ TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 
 @dataclass(frozen=True)
 class OpusSettings:
-    bitrate: int = 32000  # bits per second
-    complexity: int = 5  # 0 (cheapest) .. 10 (best)
+    bitrate: int = 24000  # bits per second
+    complexity: int = 8  # 0 (cheapest) .. 10 (best)
     fec: bool = True  # in-band forward error correction: a lost packet is rebuilt from the next
     expected_loss_percent: int = 5  # how much redundancy FEC carries
 
@@ -58,7 +57,10 @@ class Codec(Protocol):
 
     def new_stream(self) -> FrameEncoder: ...
 
-    async def encode(self, stream: FrameEncoder, frames: Sequence[bytes]) -> list[bytes]: ...
+    async def encode(
+        self, stream: FrameEncoder, frames: Sequence[bytes], urgent: bool = False
+    ) -> list[bytes]:
+        """`urgent`: first audio, or a playout about to run dry: ahead of routine batches."""
 
     @property
     def silent_packet(self) -> bytes: ...
@@ -130,7 +132,7 @@ class OpusFrameEncoder:
 
 
 class OpusCodec:
-    """The process's speech codec: settings, and the executor its batches run on."""
+    """The process's speech codec: settings, and the thread its batches run on."""
 
     name = "opus"
     delay_samples = -(
@@ -139,16 +141,17 @@ class OpusCodec:
         // OPUS_RATE
     )
 
-    def __init__(self, settings: OpusSettings, executor: Executor | None = None) -> None:
+    def __init__(self, settings: OpusSettings, thread: EncodingThread) -> None:
         self.settings = settings
-        self._executor = executor
+        self._thread = thread
 
     def new_stream(self) -> OpusFrameEncoder:
         return OpusFrameEncoder(self.settings)
 
-    async def encode(self, stream: FrameEncoder, frames: Sequence[bytes]) -> list[bytes]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, stream.encode, frames)
+    async def encode(
+        self, stream: FrameEncoder, frames: Sequence[bytes], urgent: bool = False
+    ) -> list[bytes]:
+        return await self._thread.run(lambda: stream.encode(frames), urgent)
 
     @property
     def silent_packet(self) -> bytes:
@@ -196,7 +199,9 @@ class PassthroughCodec:
     def new_stream(self) -> FrameEncoder:
         return self._Stream()
 
-    async def encode(self, stream: FrameEncoder, frames: Sequence[bytes]) -> list[bytes]:
+    async def encode(
+        self, stream: FrameEncoder, frames: Sequence[bytes], urgent: bool = False
+    ) -> list[bytes]:
         return stream.encode(frames)
 
     @property

@@ -29,6 +29,7 @@ from .utterance import Utterance, UtteranceClosed
 log = logging.getLogger(__name__)
 
 BATCH_FRAMES = 25  # frames encoded per call: 0.5 s of audio, a few ms of work off the loop
+URGENT_BELOW_FRAMES = 10  # an utterance with less encoded ahead has its batches encoded first
 RETRACT_FRAMES = 25  # audio kept as PCM after encoding, for a provider taking back a word
 # A decoder that starts in the middle of a stream garbles its first frame or two (Opus keeps
 # state between frames). After a rewind the new transport first gets the two frames the
@@ -84,9 +85,9 @@ class _Encoding:
         self.stream: FrameEncoder = codec.new_stream()
         self.recent_pcm: deque[bytes] = deque(maxlen=RETRACT_FRAMES)
 
-    async def encode(self, frames: Sequence[bytes]) -> list[bytes]:
+    async def encode(self, frames: Sequence[bytes], urgent: bool) -> list[bytes]:
         self.recent_pcm.extend(frames)
-        return await self.codec.encode(self.stream, frames)
+        return await self.codec.encode(self.stream, frames, urgent)
 
     def restart(self) -> None:
         """Audio it already coded was taken back: its state no longer matches the stream."""
@@ -308,7 +309,9 @@ class Playout:
     async def _encode(self, utterance: Utterance, encoding: _Encoding, frames: list[bytes]) -> None:
         """Encode in batches, each playable as soon as it is done."""
         for start in range(0, len(frames), BATCH_FRAMES):
-            for packet in await encoding.encode(frames[start : start + BATCH_FRAMES]):
+            # Urgent when the listener is about to run dry (first audio above all).
+            urgent = len(utterance.frames) < URGENT_BELOW_FRAMES
+            for packet in await encoding.encode(frames[start : start + BATCH_FRAMES], urgent):
                 utterance.frames.append(packet)
                 self._buffered += 1
 

@@ -129,6 +129,8 @@ def voice_rtc_args(
         "limit_connections_per_minute": "1000000",
         "limit_speak_per_hour": "1000000",
         "limit_chars_per_minute": "100000000",
+        "sockets_per_second_per_ip": "1000000",
+        "max_pending_per_ip": "1000000",
         "max_sessions": str(sessions + 16),
     }
     accepted = server_options()
