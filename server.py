@@ -1,6 +1,7 @@
 """voice-rtc entry point: `python server.py` reads settings, builds the app and serves it."""
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from voice_rtc.audio import FRAME_MS
 from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator
 from voice_rtc.config import Settings, SettingsError, load_settings
 from voice_rtc.errors import error_table
+from voice_rtc.event_loop import new_event_loop
 from voice_rtc.health import health_routes
 from voice_rtc.http_security import add_security_headers
 from voice_rtc.limits import Limits
@@ -38,7 +40,8 @@ ENDPOINT = web.AppKey("endpoint", SignalingEndpoint)
 log = logging.getLogger("voice_rtc.server")
 DEV_USER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 KEEPALIVE_S = 15.0  # an idle HTTP keep-alive connection is closed after this
-BACKLOG = 128  # asyncio accepts up to this many in one turn of the loop
+GC_THRESHOLDS = (2_000, 20, 50)  # Python's defaults: (700, 10, 10)
+BACKLOG = 64  # asyncio accepts up to this many in one turn of the loop, however long it takes
 
 
 def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Application:
@@ -131,6 +134,7 @@ async def serve(settings: Settings) -> None:
     )
     await runner.setup()
     assert runner.server is not None
+    tune_garbage_collector()
     max_connections = connection_limit(settings.max_connections, descriptors)
     guard = ConnectionGuard(runner.server, max_connections, settings.http_timeout_s)
     loop = asyncio.get_running_loop()
@@ -154,6 +158,16 @@ async def serve(settings: Settings) -> None:
     finally:
         listener.close()
         await runner.cleanup()  # closes the sockets (1001), then the sessions and the voice
+
+
+def tune_garbage_collector() -> None:
+    """Python's collector stops the world for as long as a full collection takes: with tens of
+    thousands of objects (a thousand listeners, or an attack's sockets) that is a hundred ms
+    and more, and every listener's clock waits. Everything made so far (modules, the app) is
+    moved out of its sight for good, and collections run less often (each young one bigger)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def drain(app: web.Application, timeout_s: float, hurry: asyncio.Event) -> None:
@@ -180,7 +194,8 @@ def main() -> None:
     # every send. At the default 5 ms it may then wait that long to get it back, each time:
     # a millisecond keeps the clock's ticks on time.
     sys.setswitchinterval(0.001)
-    asyncio.run(serve(settings))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve(settings))
 
 
 if __name__ == "__main__":

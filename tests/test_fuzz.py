@@ -212,6 +212,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     args += ["--connection-messages-per-second", "100000", "--connection-message-burst", "100000"]
     args += ["--limit-connections-per-minute", "100000", "--limit-chars-per-minute", "10000000"]
     args += ["--limit-speak-per-hour", "1000000", "--sockets-per-second-per-ip", "1000"]
+    args += ["--max-pending-per-ip", "1000"]
     with log_path.open("w") as log:
         process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
     assert process.stdout is not None

@@ -18,11 +18,13 @@ from typing import Protocol
 from . import metrics
 from .limits import Limits
 from .load import ROOM, LoadMonitor
+from .logs import LogThrottle
 from .opus import Codec
 from .playout import Frame, Playout, PlayoutEvent
 from .tts.base import TTSProvider
 
 log = logging.getLogger(__name__)
+SESSIONS_REFUSED = LogThrottle(log)  # a crowd of newcomers refused at once: a few lines, a count
 
 
 @dataclass(frozen=True)
@@ -238,11 +240,11 @@ class SessionRegistry:
             raise Draining("the server is shutting down")
         if len(self._sessions) >= self._max_sessions:
             raise SessionLimitReached(f"{self._max_sessions} sessions are already open", 10.0)
-        verdict = self._load.admit() if self._load else ROOM
+        verdict = self._load.check(newcomers=1) if self._load else ROOM
         if verdict is not ROOM:
             detail = f"this server is at capacity ({verdict.reason}); try again later"
             load = self._load.status() if self._load else {}
-            log.info("session_refused", extra={"reason": verdict.reason, **load})
+            SESSIONS_REFUSED.info("session_refused", verdict.reason, reason=verdict.reason, **load)
             raise SessionLimitReached(detail, verdict.retry_after_s)
 
         def playout(on_event: Callable[[PlayoutEvent], None]) -> Playout:
@@ -257,6 +259,8 @@ class SessionRegistry:
 
         session_id = secrets.token_hex(8)
         await self._limits.open_session(user_id, session_id)
+        if self._load:
+            self._load.admitted()  # counted once it is sure to exist
         session = Session(session_id, user_id, playout, self.close)
         self._sessions[session.id] = session
         self._by_token[session.resume_token] = session
