@@ -15,10 +15,13 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from signaling.api import api_routes
 from signaling.endpoint import SignalingEndpoint
+from signaling.protocol import AGENT_PATH, LISTENER_PATH
+from signaling.protocol import description as protocol_description
 from voice_rtc import metrics
 from voice_rtc.audio import FRAME_MS
-from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator
+from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator, Role
 from voice_rtc.config import Settings, SettingsError, load_settings
 from voice_rtc.errors import error_table
 from voice_rtc.event_loop import new_event_loop
@@ -62,6 +65,9 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         resume_window_frames=settings.resume_window_ms // FRAME_MS,
         lookahead_frames=settings.lookahead_ms // FRAME_MS,
         load=media.load,
+        grace_s=settings.session_grace_s,
+        # Two position reports and a little: by then a listener has said what it played.
+        heard_settle_s=2 * settings.position_interval_ms / 1000 + 0.2,
     )
     endpoint = SignalingEndpoint(settings, sessions, media, auth, limits)
     app[SESSIONS], app[ENDPOINT] = sessions, endpoint
@@ -75,6 +81,9 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
 
     async def errors(_request: web.Request) -> web.Response:
         return web.json_response(error_table())
+
+    async def protocol(_request: web.Request) -> web.Response:
+        return web.json_response(protocol_description())
 
     async def start_media(_app: web.Application) -> None:
         media.start()
@@ -91,15 +100,18 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         await limits.close()
 
     app.add_routes(health_routes(sessions, tts, limits))
+    app.add_routes(api_routes(settings, sessions, auth, limits))
     app.add_routes(telemetry_routes(auth, limits, settings.http_timeout_s))
     if auth.dev_mode:
         app.add_routes(dev_token_routes(auth))
     app.add_routes(
         [
             web.get("/", index),
-            web.get("/ws", endpoint.handle),
+            web.get(LISTENER_PATH, endpoint.listener),
+            web.get(AGENT_PATH, endpoint.agent),
             web.get("/metrics", prometheus),
             web.get("/api/errors", errors),
+            web.get("/api/protocol", protocol),
             web.static("/client", CLIENT_DIR),
         ]
     )
@@ -111,16 +123,20 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
 
 
 def dev_token_routes(auth: Authenticator) -> list[web.RouteDef]:
-    """Dev mode (loopback, no key configured): short-lived tokens for the demo page and tests.
-    `?user=` keeps a user id across reconnections, so a resumed session stays its own."""
+    """Dev mode (loopback, no key configured): short-lived tokens for the demo page, tests and
+    the example agent. `?user=` keeps a user id across reconnections, so a resumed session
+    stays its own; `?role=service` is an app backend's (it makes sessions for its users)."""
 
     async def dev_token(request: web.Request) -> web.Response:
         user_id = request.query.get("user") or f"dev-{secrets.token_hex(4)}"
         if not DEV_USER.fullmatch(user_id):
             return web.json_response({"error": "user: 1-64 of A-Z a-z 0-9 _ -"}, status=400)
-        token = auth.mint(user_id, DEV_TOKEN_TTL_S)
+        role = request.query.get("role", Role.USER.value)
+        if role not in (Role.USER, Role.SERVICE):
+            return web.json_response({"error": "role: user or service"}, status=400)
+        token = auth.mint(user_id, DEV_TOKEN_TTL_S, Role(role))
         return web.json_response(
-            {"token": token, "user_id": user_id, "expires_in": DEV_TOKEN_TTL_S}
+            {"token": token, "user_id": user_id, "role": role, "expires_in": DEV_TOKEN_TTL_S}
         )
 
     return [web.get("/api/dev-token", dev_token)]

@@ -18,6 +18,7 @@ TTS_PROVIDERS = ("espeak", "tone", "cartesia")
 # in the repr of Settings (logged at start).
 SECRET_ENV = {
     "cartesia_api_key": "CARTESIA_API_KEY",
+    "service_api_key": "VOICE_RTC_SERVICE_API_KEY",
     "turn_secret": "VOICE_RTC_TURN_SECRET",
     "jwt_secret": "VOICE_RTC_JWT_SECRET",
 }
@@ -55,6 +56,8 @@ class Settings:
     jwt_public_key_file: str = ""
     jwt_audience: str = "voice-rtc"
     jwt_issuer: str = ""
+    service_api_key: str = field(default="", repr=False)
+    session_token_ttl_s: int = 3600
     allowed_origins: str = ""
     trust_x_forwarded_for: bool = False
     redis_url: str = ""
@@ -236,6 +239,10 @@ class Settings:
         ):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1")
+        if self.service_api_key and len(self.service_api_key) < 32:
+            problems.append("VOICE_RTC_SERVICE_API_KEY must be at least 32 characters")
+        if self.session_token_ttl_s < 60:
+            problems.append("session_token_ttl_s must be at least 60")
         if self.turn_ttl_s < 60:
             problems.append("turn_ttl_s must be at least 60")
         if problems:
@@ -269,6 +276,10 @@ HELP = {
     "jwt_public_key_file": "PEM public key file: verify RS256 client tokens instead",
     "jwt_audience": "the `aud` client tokens must carry",
     "jwt_issuer": "the `iss` client tokens must carry (unchecked when empty)",
+    "service_api_key": "an app backend's key for POST /api/sessions and the agent channel: "
+    "environment only",
+    "session_token_ttl_s": "how long the listener and agent tokens a made session comes with "
+    "stay valid",
     "allowed_origins": "comma-separated origins allowed to open the WebSocket besides this one",
     "trust_x_forwarded_for": "take client IPs from X-Forwarded-For (behind a proxy you run)",
     "redis_url": "share rate limits between processes through this Redis",
