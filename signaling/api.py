@@ -2,7 +2,7 @@
 
     POST /api/sessions                 make a session for a user (a service credential)
     GET  /api/sessions/{id}            its state
-    POST /api/sessions/{id}/speak      {text, utterance_id?, final?}
+    POST /api/sessions/{id}/speak      {text, utterance_id?, final?} (Idempotency-Key: once)
     POST /api/sessions/{id}/cancel     barge-in
 
 Authorization: Bearer <the service API key, a service token, or the session's agent token>.
@@ -91,7 +91,12 @@ def api_routes(
     async def speak(request: web.Request) -> web.Response:
         session = _agents_session(auth, sessions, request)
         body = await _body(request, SpeakBody, settings.http_timeout_s)
-        msg = Speak(type="speak", text=body.text, utterance_id=body.utterance_id, final=body.final)
+        # An Idempotency-Key makes a retried POST (its answer lost) speak once, like a resent
+        # message id on the agent channel.
+        key = request.headers.get("Idempotency-Key", "")[:64] or None
+        msg = Speak(
+            type="speak", id=key, text=body.text, utterance_id=body.utterance_id, final=body.final
+        )
         try:
             utterance_id = await commands.speak(
                 session, msg, limits, settings.max_text_chars, sessions.draining

@@ -14,12 +14,26 @@ from .messages import ProtocolError, Speak
 async def speak(
     session: Session, msg: Speak, limits: Limits, max_text_chars: int, draining: bool
 ) -> int:
-    """Queue or extend an utterance; its id. Rate limits are the session's user's."""
+    """Queue or extend an utterance; its id. Rate limits are the session's user's. A request
+    with a string id that was seen already is answered as it was, and not spoken again."""
+    if isinstance(msg.id, str) and (done := session.spoken(msg.id)) is not None:
+        return done
+    utterance_id = await _speak(session, msg, limits, max_text_chars, draining)
+    if isinstance(msg.id, str):
+        session.remember_spoken(msg.id, utterance_id)
+    return utterance_id
+
+
+async def _speak(
+    session: Session, msg: Speak, limits: Limits, max_text_chars: int, draining: bool
+) -> int:
     if len(msg.text) > max_text_chars:
         detail = f"{len(msg.text)} characters; the limit is {max_text_chars}"
         raise ProtocolError(ErrorCode.TEXT_TOO_LONG, detail)
     # A piece of text costs a character at least: empty pieces are not free.
     await limits.speak(session.user_id, max(1, len(msg.text)), msg.utterance_id is None)
+    if isinstance(msg.id, str) and (done := session.spoken(msg.id)) is not None:
+        return done  # the same request, resent while this one waited on the limits
     try:
         if msg.utterance_id is not None:
             session.playout.append(msg.utterance_id, msg.text, msg.final)

@@ -152,6 +152,7 @@ class Playout:
         self._worker: asyncio.Task[None] | None = None
         self._resume_window = resume_window
         self._unacknowledged: deque[Frame] = deque()  # handed out, not known to be played
+        self._cancelled_in_flight: deque[Frame] = deque()  # the same, of cancelled utterances
         self._replay: deque[Frame] = deque()  # to hand out again, after a rewind
         self._played: deque[Frame] = deque(maxlen=PREROLL_FRAMES)  # acknowledged last
         # For what each utterance's listener heard: the last frame played of each, and the
@@ -201,7 +202,9 @@ class Playout:
         cancelled = list(self._queue)
         self._queue.clear()
         self._buffered = 0
-        self._unacknowledged.clear()
+        # Frames on their way are not sent again, but the listener may still play them: its
+        # reports of them say what it heard of the cancelled utterance.
+        self._cancelled_in_flight, self._unacknowledged = self._unacknowledged, deque()
         self._replay.clear()
         self._played.clear()
         for utterance in cancelled:
@@ -227,6 +230,11 @@ class Playout:
                 self._played_upto[frame.utterance_id] = frame.index
         while self._replay and self._replay[0].seq <= seq:
             self._replay.popleft()
+        cancelled = self._cancelled_in_flight
+        while cancelled and cancelled[0].seq <= seq:
+            frame = cancelled.popleft()
+            if not frame.preroll:
+                self._played_upto[frame.utterance_id] = frame.index
 
     def rewind(self) -> int:
         """Hand out again every frame not acknowledged, before anything new; returns how many.

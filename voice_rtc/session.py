@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +27,7 @@ from .playout import EndReason, Frame, Heard, Playout, PlayoutEvent, UtteranceEn
 from .tts.base import TTSProvider
 
 log = logging.getLogger(__name__)
+SPOKEN_MEMORY = 256  # speak request ids remembered per session
 SESSIONS_REFUSED = LogThrottle(log)  # a crowd of newcomers refused at once: a few lines, a count
 
 
@@ -140,6 +141,10 @@ class Session:
         self._reported = asyncio.Event()  # a position report came in
         self._tasks: set[asyncio.Task[None]] = set()  # heard reports being settled
         self.last_heard: UtteranceHeard | None = None  # of the utterance that ended last
+        # Speak requests by their string ids, the latest few: a client that resends one after
+        # a reconnection (its reply was lost with the connection) gets the same utterance,
+        # and nothing is spoken twice.
+        self._spoken: OrderedDict[str, int] = OrderedDict()
         self.closed = False
         metrics.ACTIVE_SESSIONS.labels("none").inc()
         self._expire_unless_joined()
@@ -164,6 +169,15 @@ class Session:
         await self.set_audio(None)
         self._publish(ListenerChanged("disconnected"))
         self._expire_unless_joined()
+
+    def spoken(self, request_id: str) -> int | None:
+        """The utterance a speak request with this id made or extended, if it was seen."""
+        return self._spoken.get(request_id)
+
+    def remember_spoken(self, request_id: str, utterance_id: int) -> None:
+        self._spoken[request_id] = utterance_id
+        if len(self._spoken) > SPOKEN_MEMORY:
+            self._spoken.popitem(last=False)
 
     def listener_input(self, text: str) -> None:
         self._publish(ListenerInput(text))
