@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import REPO, RunningServer, StartServer, dev_token
-from voice_rtc.client import VoiceClient
+from tests.listener import Listener
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -64,7 +64,7 @@ async def during(server: RunningServer, attack: Attack) -> Heard:
     """Run `attack` for FLOOD_S seconds while a listener hears 5 s of tone over WebSocket."""
     async with (
         aiohttp.ClientSession() as http,
-        VoiceClient(server.url, transport="websocket") as listener,
+        Listener(server.url, transport="websocket") as listener,
     ):
         utterance = await listener.speak("500hz 5s")
         late_before = await late_ticks(server, http)
@@ -227,5 +227,5 @@ async def test_sockets_that_never_say_hello_are_capped_and_closed(
             assert ws.close_code == 1008
             await ws.close()
         # With them gone, the address may open sockets again.
-        async with VoiceClient(server.url, transport="websocket") as client:
+        async with Listener(server.url, transport="websocket") as client:
             assert (await client.say("0.2s"))["reason"] == "done"
