@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import REPO, RunningServer, StartServer, dev_token
-from voice_rtc.client import VoiceClient
+from tests.listener import Listener
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -65,7 +65,7 @@ async def during(server: RunningServer, attack: Attack, utterance_s: float = 5) 
     WebSocket."""
     async with (
         aiohttp.ClientSession() as http,
-        VoiceClient(server.url, transport="websocket") as listener,
+        Listener(server.url, transport="websocket") as listener,
     ):
         utterance = await listener.speak(f"500hz {utterance_s}s")
         late_before = await late_ticks(server, http)
@@ -217,5 +217,5 @@ async def test_sockets_that_never_say_hello_are_capped_and_closed(
         assert all(s == ["pong", "error"] for s in said), said  # told why, then closed...
         assert {ws.close_code for ws in opened} == {1008}  # ...as a policy violation
         # With them gone, the address may open sockets again.
-        async with VoiceClient(server.url, transport="websocket") as client:
+        async with Listener(server.url, transport="websocket") as client:
             assert (await client.say("0.2s"))["reason"] == "done"

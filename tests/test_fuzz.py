@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from voice_rtc.client import VoiceClient
+from tests.listener import Listener
 from voice_rtc.errors import ErrorCode
 
 EXAMPLES = int(os.environ.get("VOICE_RTC_FUZZ_EXAMPLES", "1500"))
@@ -228,7 +228,7 @@ def test_no_message_breaks_the_protocol_or_another_listener(fuzz_server: tuple[s
     url, log_path = fuzz_server
     loop = Loop()
     fuzzer = Fuzzer(url)
-    listener = VoiceClient(url, transport="websocket")
+    listener = Listener(url, transport="websocket")
     try:
         loop.run(fuzzer.start())
         loop.run(listener.connect())

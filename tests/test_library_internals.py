@@ -12,7 +12,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.codecs import CODECS, get_encoder
 from aiortc.mediastreams import AudioStreamTrack
 
-from voice_rtc.client_audio import RECEIVER_TIMESTAMP_MAPPER
+from voice_rtc.client.playback import RECEIVER_TIMESTAMP_MAPPER
 from voice_rtc.event_loop import CappedEpollSelector, _CappedEpoll
 from voice_rtc.opus import TIME_BASE
 from voice_rtc.transports.webrtc import RTP_TICKS_PER_FRAME, RTP_TIMESTAMP_ATTRIBUTE
