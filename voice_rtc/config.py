@@ -81,6 +81,7 @@ class Settings:
     max_message_bytes: int = 65536
     max_sdp_bytes: int = 16384
     session_grace_s: float = 30.0
+    session_lease_s: float = 3.0
     resume_window_ms: int = 3000
     position_interval_ms: int = 250
     hello_timeout_s: float = 5.0
@@ -195,6 +196,8 @@ class Settings:
             problems.append("opus_complexity must be in 0-10")
         if self.silence not in SILENCE_MODES:
             problems.append(f"silence {self.silence!r} is not one of {', '.join(SILENCE_MODES)}")
+        if not 0.5 <= self.session_lease_s <= 60:
+            problems.append("session_lease_s must be in 0.5-60")
         if not 200 <= self.lookahead_ms <= 60_000:
             problems.append("lookahead_ms must be in 200-60000")
         if not 10 <= self.admission_loop_percent <= 100:
@@ -301,6 +304,8 @@ HELP = {
     "max_message_bytes": "bytes in one signaling message",
     "max_sdp_bytes": "bytes in one SDP offer",
     "session_grace_s": "how long a session waits for its listener to come back",
+    "session_lease_s": "with Redis: how long a process's claim on a session lasts unrenewed "
+    "(a crashed process's sessions move on this much later)",
     "resume_window_ms": "audio sent but not acknowledged as played, kept to replay on resume",
     "position_interval_ms": "how often clients report their playback position",
     "hello_timeout_s": "a socket that has not said a valid hello by then is closed",
