@@ -176,6 +176,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, on_signal)
     try:
         await stop.wait()
+        if app[SESSIONS].store.shared:
+            # Others go on with its sessions: take no connection more (a load balancer tries
+            # the next server), and hand off.
+            listener.close()
         await drain(app, settings.drain_timeout_s, hurry)
     finally:
         listener.close()

@@ -87,6 +87,8 @@ async def _listeners_session(
     except (SessionBusy, SessionLimitReached) as exc:
         retry = {"retry_after_s": 1.0}
         raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc), extra=retry) from None
+    except Draining as exc:
+        raise ProtocolError(ErrorCode.SERVER_DRAINING, str(exc)) from None
 
 
 async def _store_call(call: Awaitable[T]) -> T:

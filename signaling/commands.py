@@ -16,7 +16,7 @@ from voice_rtc.errors import ErrorCode
 from voice_rtc.limits import Limits, RateLimited
 from voice_rtc.playout import PlayoutFull
 from voice_rtc.registry import Command, SessionBusy, SessionRegistry
-from voice_rtc.session import Session
+from voice_rtc.session import Draining, Session
 from voice_rtc.store import StoreUnavailable
 from voice_rtc.utterance import PendingTextFull, UtteranceClosed
 
@@ -118,6 +118,8 @@ async def ask(registry: SessionRegistry, session_id: str, body: Command) -> Comm
         raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, "the session has ended") from None
     except SessionBusy as exc:
         raise ProtocolError(ErrorCode.SERVER_BUSY, str(exc), extra={"retry_after_s": 1.0}) from None
+    except Draining as exc:
+        raise ProtocolError(ErrorCode.SERVER_DRAINING, str(exc)) from None
     except StoreUnavailable as exc:
         extra = {"retry_after_s": 2.0}
         raise ProtocolError(ErrorCode.SESSION_STORE_UNAVAILABLE, str(exc), extra=extra) from None

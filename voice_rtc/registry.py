@@ -240,13 +240,15 @@ class SessionRegistry:
         return record
 
     async def take_over(self, session_id: str, resume_token: str | None = None) -> Session:
-        """The session, served here from now on; raises KeyError if there is none, SessionBusy
-        or StoreUnavailable. `resume_token`: the listener's, if it came with one."""
+        """The session, served here from now on; raises KeyError if there is none, SessionBusy,
+        Draining or StoreUnavailable. `resume_token`: the listener's, if it came with one."""
         session = self._sessions.get(session_id)
         if session is not None:
             return session
         if not self.store.shared:
             raise KeyError(session_id)
+        if self.draining:  # handing its own sessions off: it takes none
+            raise Draining("the server is shutting down")
         lock = self._claims.setdefault(session_id, asyncio.Lock())
         try:
             async with lock:
