@@ -6,7 +6,8 @@
  * Port messages in: a frame {seq, utterance, samples: Float32Array, rate} (its buffer
  * transferred), {command: 'flush'} (barge-in) or {command: 'reset', epoch} (a new session). Out:
  * a status every STATUS_MS of output, and at once after a command: {epoch, playedSeq,
- * framesPlayed, underruns, targetMs, bufferedMs, duplicates, overflows, level}, level being the
+ * playingSeq, framesPlayed, underruns, targetMs, bufferedMs, duplicates, overflows, level},
+ * playingSeq being the frame playing as it was sent (for captions), level the
  * RMS of the output since the last status, epoch the last reset's (statuses from before a reset
  * describe the old session).
  *
@@ -53,6 +54,8 @@ export class JitterBuffer {
   #lastTaken = -1; // seq of the newest frame played or playing: anything older is late
   /** @type {number | null} */
   #playedSeq = null;
+  /** @type {number | null} the frame playing (the last taken), until the buffer runs dry */
+  #playingSeq = null;
   #underruns = 0;
   #duplicates = 0;
   #overflows = 0;
@@ -124,6 +127,7 @@ export class JitterBuffer {
     if (this.#current === null) {
       if (this.#frames.length === 0) {
         this.#playing = false;
+        this.#playingSeq = null;
         this.#starvedIn = this.#lastUtterance;
         return 0;
       }
@@ -132,6 +136,7 @@ export class JitterBuffer {
       this.#queued -= next.samples.length;
       this.#offset = 0;
       this.#lastTaken = next.seq;
+      this.#playingSeq = next.seq;
     }
     const frame = this.#current;
     const sample = frame.samples[this.#offset++];
@@ -154,6 +159,7 @@ export class JitterBuffer {
     this.#queued = 0;
     this.#current = null;
     this.#playing = false;
+    this.#playingSeq = null;
     this.#waited = 0;
     this.#starvedIn = null;
   }
@@ -189,6 +195,11 @@ export class JitterBuffer {
   /** Seq of the last frame played to the end, or null. */
   get playedSeq() {
     return this.#playedSeq;
+  }
+
+  /** Seq of the frame playing now (or just played, when the next follows), or null. */
+  get playingSeq() {
+    return this.#playingSeq;
   }
 
   /** The rate of the frames, samples per second: pulls are this many a second. */
@@ -368,6 +379,7 @@ class OutputProcessor extends Processor {
     this.port.postMessage({
       epoch: this.#epoch,
       playedSeq: buffer.playedSeq,
+      playingSeq: buffer.playingSeq,
       framesPlayed: buffer.framesPlayed,
       underruns: buffer.underruns,
       targetMs: buffer.targetMs,
