@@ -27,6 +27,33 @@ CHROMIUM_ARGS = [
 
 T = TypeVar("T")
 
+# For the demo page, before its scripts: every change of the word marked in #captions, timed
+# (window.marks), and the moment audio is first heard (window.audioStart, once the test attaches
+# window.testAnalyser).
+CAPTIONS_RECORDER = """
+window.marks = [];
+window.audioStart = null;
+addEventListener('DOMContentLoaded', () => {
+  const captions = document.getElementById('captions');
+  let last;
+  new MutationObserver(() => {
+    const mark = captions.querySelector('mark');
+    const index = mark ? Number(mark.dataset.index) : null;
+    if (index === last) return;
+    last = index;
+    marks.push({ t: performance.now(), index, text: mark?.textContent ?? null });
+  }).observe(captions, { childList: true, subtree: true, characterData: true });
+  setInterval(() => {
+    if (!window.testAnalyser || audioStart !== null) return;
+    // The analyser's window, oldest first: its newest 5 ms.
+    const samples = new Float32Array(testAnalyser.fftSize);
+    testAnalyser.getFloatTimeDomainData(samples);
+    const newest = samples.subarray(samples.length - testAnalyser.context.sampleRate / 200);
+    if (newest.some((s) => Math.abs(s) > 0.02)) audioStart = performance.now();
+  }, 5);
+});
+"""
+
 
 @asynccontextmanager
 async def chromium(

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import poll
+from tests.browser import CAPTIONS_RECORDER, poll
 from tests.conftest import RunningServer, StartServer
 from tests.firefox import FirefoxPage, firefox
 from tests.netns import Namespace
@@ -232,3 +232,59 @@ async def test_refused_audio_is_told_and_one_click_plays_it_with_nothing_lost(
         played = await poll(lambda: stats(page), lambda s: number(s, "framesPlayed") >= 51, 5)
         assert number(played, "framesPlayed") == 51, played
         assert number(played, "overflowFrames") == 0 and number(played, "duplicateFrames") == 0
+
+
+# The words the server places in the audio (`utterance_words`), as the page's signaling gets
+# them: puppeteer-core has no hook on a page's WebSockets, so the page's own is wrapped.
+CAPTURE_WORDS = """
+window.serverWords = [];
+window.WebSocket = class extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', ({ data }) => {
+      const message = typeof data === 'string' ? JSON.parse(data) : null;
+      if (message?.type === 'utterance_words') serverWords.push(...message.words);
+    });
+  }
+};
+"""
+
+
+async def test_captions_mark_each_word_as_it_is_heard_over_webrtc(
+    start_server: StartServer, listener_host: Namespace, pulse: PulseAudio
+) -> None:
+    """Firefox's getSynchronizationSources() and the server's `sync` messages: each word of an
+    eSpeak NG sentence is marked in order, when its audio plays."""
+    netns = listener_host
+    server = await start_server(ice_host_addresses=netns.host_ip, tts="espeak")
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    sentence = "Seven quick brown foxes jumped over a sleeping dog."
+    async with (
+        namespace_proxy(netns.name, "127.0.0.1", port) as proxy,
+        firefox(pulse, netns=netns.name) as page,
+    ):
+        await page.init_script(CAPTURE_WORDS)
+        await page.init_script(CAPTIONS_RECORDER)
+        await page.goto(proxy.url)
+        await speak(page, sentence)
+        await page.wait_for_text("#state", "^connected$")
+        await page.wait_for_text("#transport", "^WebRTC$")
+        last = len(sentence.split()) - 1
+        marks = await poll(
+            lambda: page.evaluate("marks"),
+            lambda marks: any(m["index"] == last for m in marks) and marks[-1]["index"] is None,
+            20,
+        )
+        words = await page.evaluate("serverWords")
+
+    assert [w["text"] for w in words] == sentence.split(), words
+    marked = [m for m in marks if m["index"] is not None]
+    assert [m["index"] for m in marked] == list(range(len(words))), marks
+    # Marked as played, which here is not quite the frames' pace: Firefox's jitter buffer plays
+    # the start of speech after silence faster (seen: the RTP timestamps it plays advance ~1.4x
+    # as fast as the clock for a second or two, as when it time-compresses to cut its delay).
+    for mark, word in zip(marked, words, strict=True):
+        heard_ms = mark["t"] - marked[0]["t"]
+        due_ms = (word["frame"] - words[0]["frame"]) * 20
+        assert abs(heard_ms - due_ms) <= 700, (mark, word, marks)
+    assert marked[-1]["t"] - marked[0]["t"] >= 0.5 * (words[-1]["frame"] - words[0]["frame"]) * 20
