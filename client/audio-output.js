@@ -172,8 +172,8 @@ export class AudioOutput {
   }
 
   /**
-   * Seq of the frame playing now, or null when nothing plays: as the worklet last said (at
-   * most ~50 ms ago), not counting the audio device's own latency.
+   * Seq of the frame playing now, or null when nothing plays: as the worklet said (it tells
+   * each change), not counting the audio device's own latency.
    */
   get playingSeq() {
     return this.playing ? this.#status.playingSeq : null;
@@ -215,7 +215,8 @@ export class AudioOutput {
       processorOptions: { jitterBuffer: this.#jitterBuffer },
     });
     node.port.onmessage = ({ data }) => {
-      if (data.epoch === this.#epoch) this.#status = data;
+      // A status, or between two, the frame playing now.
+      if (data.epoch === this.#epoch) this.#status = { ...this.#status, ...data };
     };
     node.connect(context.destination);
     this.#node = node;

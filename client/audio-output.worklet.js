@@ -7,7 +7,8 @@
  * transferred), {command: 'flush'} (barge-in) or {command: 'reset', epoch} (a new session). Out:
  * a status every STATUS_MS of output, and at once after a command: {epoch, playedSeq,
  * playingSeq, framesPlayed, underruns, targetMs, bufferedMs, duplicates, overflows, level},
- * playingSeq being the frame playing as it was sent (for captions), level the
+ * playingSeq being the frame playing (for captions, which follow it: between statuses, each
+ * time it changes, {epoch, playingSeq} alone), level the
  * RMS of the output since the last status, epoch the last reset's (statuses from before a reset
  * describe the old session).
  *
@@ -329,6 +330,8 @@ class OutputProcessor extends Processor {
   #pull;
   #statusEvery = Math.round((STATUS_MS * sampleRate) / 1000);
   #rendered = 0; // output samples since the last status
+  /** @type {number | null} */
+  #toldPlaying = null; // the playingSeq last posted
   #energy = 0; // their sum of squares
   #epoch = 0;
 
@@ -371,11 +374,18 @@ class OutputProcessor extends Processor {
     for (let i = 0; i < out.length; i++) this.#energy += out[i] * out[i];
     this.#rendered += out.length;
     if (this.#rendered >= this.#statusEvery) this.#report();
+    else if (this.#buffer.playingSeq !== this.#toldPlaying) this.#reportPlaying();
     return true; // silence between utterances too, as long as the node lives
+  }
+
+  #reportPlaying() {
+    this.#toldPlaying = this.#buffer.playingSeq;
+    this.port.postMessage({ epoch: this.#epoch, playingSeq: this.#toldPlaying });
   }
 
   #report() {
     const buffer = this.#buffer;
+    this.#toldPlaying = buffer.playingSeq;
     this.port.postMessage({
       epoch: this.#epoch,
       playedSeq: buffer.playedSeq,

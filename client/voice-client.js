@@ -42,9 +42,9 @@ import { RtpSeqMap, WordTimeline } from './word-timing.js';
 export { ServerError };
 
 const CONNECT_TIMEOUT_MS = 15000; // one attempt: the socket, hello, and the audio negotiated
-// How often the word being heard is looked up. Words last 60-500 ms (eSpeak NG); the output's
-// position is itself ~50 ms old; a word passed between two looks is told all the same.
-const WORD_POLL_MS = 40;
+// How often the word being heard is looked up: a frame. Words last 40-500 ms (eSpeak NG's "a",
+// or a browser playing faster to catch up); one passed between two looks is told all the same.
+const WORD_POLL_MS = 20;
 
 /**
  * @typedef {import('./errors.js').ErrorBody} ErrorBody

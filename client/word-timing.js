@@ -38,6 +38,7 @@ const MAX_UTTERANCES = 32;
  *   synthesis runs ahead of playback)
  * @property {TimedWord[]} words in order
  * @property {number | null} frames its length, once ended
+ * @property {number} told the last of its words told (follow()), -1 before the first
  */
 
 /** RTP timestamps -> seqs, for the transport in use. */
@@ -83,13 +84,11 @@ export class RtpSeqMap {
 /** The utterances in play and their words; which word a frame is in, and which to tell. */
 export class WordTimeline {
   #isCancelled;
-  /** @type {Map<number, Utterance>} by id, in the order started */
+  /** @type {Map<number, Utterance>} by id, in the order first heard of */
   #utterances = new Map();
   #newestPlayed = -1; // the newest seq seen playing
   /** @type {Word | null} the word told last, or null: none plays */
   #current = null;
-  /** @type {Word | null} the last word told, through the silences after it */
-  #last = null;
 
   /**
    * @param {(utterance: number) => boolean} [isCancelled] its words are not told (its frames
@@ -156,29 +155,36 @@ export class WordTimeline {
 
   /**
    * Playback is at frame `seq` (null: nothing plays): the words to tell, in order, if the word
-   * heard changed (none if not; [null] when no word plays any more). Words passed between two
-   * looks (eSpeak's "a" lasts 60 ms) are told too, so each is told, in order; and since a new
-   * transport replays a frame or two already heard, an utterance's words only advance.
+   * heard changed (none if not; ending with null when no word plays any more). Each word is
+   * told once, in order: those playback passed between two looks too (eSpeak's "a" lasts
+   * 60 ms; a browser's jitter buffer may skip ahead), at once, before the one playing; and
+   * since a new transport replays a frame or two already heard, an utterance's words only
+   * advance. A word is told again only after a pause (the connection dropped inside it).
    * @param {number | null} seq
    * @returns {(Word | null)[]}
    */
   follow(seq) {
-    let word = this.playing(seq);
-    if (word && this.#isCancelled(word.utterance_id)) word = null;
-    const last = this.#last;
-    const from = last && word?.utterance_id === last.utterance_id ? last.index : null;
-    if (word && from !== null && word.index < from) word = last;
-    const current = this.#current;
-    if (word?.utterance_id === current?.utterance_id && word?.index === current?.index) return [];
     /** @type {(Word | null)[]} */
     const told = [];
-    for (let i = (from ?? Infinity) + 1; word && i < word.index; i++) {
-      const passed = this.word(word.utterance_id, i);
-      if (passed) told.push(passed);
+    for (const utterance of this.#utterances.values()) {
+      if (seq === null || utterance.seq === null || utterance.seq > seq) continue;
+      if (this.#isCancelled(utterance.id)) continue; // its frames are being flushed
+      // Its words begun by now (or, once it ended, all it played).
+      const reached = Math.min(seq - utterance.seq, (utterance.frames ?? Infinity) - 1);
+      const { words } = utterance;
+      while (utterance.told + 1 < words.length && words[utterance.told + 1].frame <= reached) {
+        told.push(this.word(utterance.id, ++utterance.told));
+      }
     }
-    told.push(word);
+    let word = this.playing(seq);
+    if (word && this.#isCancelled(word.utterance_id)) word = null;
+    const utterance = word && this.#utterances.get(word.utterance_id);
+    if (word && utterance && word.index < utterance.told) {
+      word = this.word(word.utterance_id, utterance.told);
+    }
+    if (!told.length && sameWord(word, this.#current)) return [];
+    if (!told.length || !sameWord(word, told[told.length - 1])) told.push(word);
     this.#current = word;
-    if (word) this.#last = word;
     return told;
   }
 
@@ -198,7 +204,6 @@ export class WordTimeline {
   clear() {
     this.#utterances.clear();
     this.#newestPlayed = -1;
-    this.#last = null;
   }
 
   /**
@@ -208,7 +213,7 @@ export class WordTimeline {
   #utterance(id) {
     let utterance = this.#utterances.get(id);
     if (!utterance) {
-      utterance = { id, seq: null, words: [], frames: null };
+      utterance = { id, seq: null, words: [], frames: null, told: -1 };
       this.#utterances.set(id, utterance);
       for (const old of this.#utterances.keys()) {
         if (this.#utterances.size <= MAX_UTTERANCES) break;
@@ -236,6 +241,14 @@ export class WordTimeline {
     const ended = found?.frames != null && seq >= foundSeq + found.frames;
     return ended ? null : found;
   }
+}
+
+/**
+ * @param {Word | null} a
+ * @param {Word | null} b
+ */
+function sameWord(a, b) {
+  return a?.utterance_id === b?.utterance_id && a?.index === b?.index;
 }
 
 /**

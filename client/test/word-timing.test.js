@@ -190,3 +190,24 @@ test('the words of a cancelled utterance are not told', () => {
   cancelled = true; // its frames are being flushed
   assert.deepEqual(words.follow(102), [null]);
 });
+
+test('playback that skips past an utterance\'s end tells the words it passed, then none', () => {
+  const words = timeline();
+  words.ended({ utterance_id: 7, frames: 40 }); // seqs 100..139
+  const told = (/** @type {number | null} */ seq) => words.follow(seq).map((w) => w?.text ?? null);
+  assert.deepEqual(told(101), ['Hello']);
+  // A jitter buffer that skipped ahead, then silence: 'there' and 'world' were heard, at speed.
+  assert.deepEqual(told(180), ['there', 'world', null]);
+  assert.deepEqual(told(181), []);
+});
+
+test('the next utterance starts after the words left in the last; a cut one keeps its unplayed', () => {
+  const words = timeline();
+  words.ended({ utterance_id: 7, frames: 20 }); // stopped after frame 19: 'world' never played
+  words.started({ utterance_id: 8, seq: 120 });
+  words.addWords({ utterance_id: 8, words: [{ text: 'Next', start: 0, end: 4, frame: 0 }] });
+  const told = (/** @type {number | null} */ seq) =>
+    words.follow(seq).map((w) => w && `${w.utterance_id}:${w.text}`);
+  assert.deepEqual(told(101), ['7:Hello']);
+  assert.deepEqual(told(121), ['7:there', '8:Next']);
+});

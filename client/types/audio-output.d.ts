@@ -59,8 +59,8 @@ export class AudioOutput {
     /** Seq of the last frame played out, or null. */
     get playedSeq(): number | null;
     /**
-     * Seq of the frame playing now, or null when nothing plays: as the worklet last said (at
-     * most ~50 ms ago), not counting the audio device's own latency.
+     * Seq of the frame playing now, or null when nothing plays: as the worklet said (it tells
+     * each change), not counting the audio device's own latency.
      */
     get playingSeq(): number | null;
     /** @returns {OutputStats} */

@@ -27,6 +27,7 @@ export function wordOf(utterance: Utterance, index: number): Word | null;
  *   synthesis runs ahead of playback)
  * @property {TimedWord[]} words in order
  * @property {number | null} frames its length, once ended
+ * @property {number} told the last of its words told (follow()), -1 before the first
  */
 /** RTP timestamps -> seqs, for the transport in use. */
 export class RtpSeqMap {
@@ -83,9 +84,11 @@ export class WordTimeline {
     playing(seq: number | null): Word | null;
     /**
      * Playback is at frame `seq` (null: nothing plays): the words to tell, in order, if the word
-     * heard changed (none if not; [null] when no word plays any more). Words passed between two
-     * looks (eSpeak's "a" lasts 60 ms) are told too, so each is told, in order; and since a new
-     * transport replays a frame or two already heard, an utterance's words only advance.
+     * heard changed (none if not; ending with null when no word plays any more). Each word is
+     * told once, in order: those playback passed between two looks too (eSpeak's "a" lasts
+     * 60 ms; a browser's jitter buffer may skip ahead), at once, before the one playing; and
+     * since a new transport replays a frame or two already heard, an utterance's words only
+     * advance. A word is told again only after a pause (the connection dropped inside it).
      * @param {number | null} seq
      * @returns {(Word | null)[]}
      */
@@ -159,4 +162,8 @@ export type Utterance = {
      * its length, once ended
      */
     frames: number | null;
+    /**
+     * the last of its words told (follow()), -1 before the first
+     */
+    told: number;
 };
