@@ -21,6 +21,7 @@
 import { DevTokens } from './dev-tokens.js';
 import { ErrorTable } from './errors.js';
 import {
+  CLOSE_CODES_GOING_AWAY,
   CLOSE_CODES_NORMAL,
   CLOSE_CODES_REPLACED,
   PATHS_LISTENER,
@@ -598,6 +599,7 @@ export class VoiceClient extends EventTarget {
         }
         return true;
       },
+      goingAway: ({ code }) => code === CLOSE_CODES_GOING_AWAY,
       onAttempt: (attempt, maxAttempts) => {
         this.#setState('reconnecting', { attempt, maxAttempts });
         this.#telemetry?.record({ type: 'reconnect', attempt });
@@ -626,6 +628,8 @@ export class VoiceClient extends EventTarget {
       this.#syncs.add(message);
     } else if (message.type === 'drain') {
       this.#drained = this.#signaling;
+      // Where playback is, before the server hands the session on: the next server starts there.
+      this.#reportPosition();
       const seconds = Math.round(message.deadline_ms / 1000);
       const detail = `the server is shutting down within ${seconds} s; speech in progress may finish`;
       this.#emitError('SERVER_DRAINING', detail);

@@ -89,7 +89,7 @@ async def test_the_example_agent_greets_the_listener_and_answers_what_they_type(
             heard = (await asyncio.wait_for(agent.stdout.readline(), 30)).decode()
             assert heard.startswith(f"heard {greeting['utterance_id']}: 'Hello!"), heard
 
-            await listener.tell_agent("what time is it")
+            await listener.send_input("what time is it")
             answer = await heard_by(listener, "utterance_ended", lambda e: "You said" in e["text"])
             assert answer["reason"] == "done"
             assert answer["text"].startswith("You said: what time is it. ")

@@ -173,7 +173,7 @@ async def test_an_agent_on_another_process_drives_the_listeners_session(
                 if event["type"] == "utterance_heard":
                     break
         assert "utterance_queued" in seen and "utterance_started" in seen
-        await listener.tell_agent("hello from the listener")
+        await listener.send_input("hello from the listener")
         async with asyncio.timeout(10):
             async for event in events:
                 if event["type"] == "listener_input":

@@ -218,7 +218,7 @@ class VoiceClient(EventSource):
         `utterance_ended` event (cancelled)."""
         await self._live_signaling().send({"type": "cancel"})
 
-    async def tell_agent(self, text: str) -> None:
+    async def send_input(self, text: str) -> None:
         """What the listener typed (or said, transcribed), for the session's agent (in a
         session an app made for one: `welcome["agent"]`)."""
         await self._live_signaling().send({"type": "input", "text": text})
