@@ -50,13 +50,16 @@ async def bind_listener(
     await limits.connect_as(identity.user_id)
     if hello.resume is not None:
         session_id = await _store_call(sessions.find(hello.resume))
-        session = await _listeners_session(identity, sessions, session_id, hello.resume)
+        # Frame seqs hold across processes: a WebSocket listener's last one says exactly where
+        # a process taking the session over goes on (an RTP timestamp is its old server's).
+        seq = hello.position.seq if hello.position else None
+        session = await _listeners_session(identity, sessions, session_id, hello.resume, seq)
         metrics.RECONNECTS.labels("resumed" if session else "session_not_found").inc()
         if session is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, "no session has that resume token")
         return session, identity
     if identity.role is Role.LISTENER:
-        session = await _listeners_session(identity, sessions, identity.session_id, None)
+        session = await _listeners_session(identity, sessions, identity.session_id, None, None)
         if session is None:
             raise ProtocolError(ErrorCode.SESSION_NOT_FOUND, "the session has ended, or never was")
         return session, identity
@@ -70,7 +73,11 @@ async def bind_listener(
 
 
 async def _listeners_session(
-    identity: Identity, sessions: SessionRegistry, session_id: str | None, resume: str | None
+    identity: Identity,
+    sessions: SessionRegistry,
+    session_id: str | None,
+    resume: str | None,
+    reported_seq: int | None,
 ) -> Session | None:
     """The session, served here (taken over if need be), if this listener may have it."""
     if session_id is None:
@@ -81,7 +88,7 @@ async def _listeners_session(
             log.warning("resume_refused", extra={"session_id": session_id})
         return None
     try:
-        return await _store_call(sessions.take_over(session_id, resume))
+        return await _store_call(sessions.take_over(session_id, resume, reported_seq))
     except KeyError:
         return None
     except (SessionBusy, SessionLimitReached) as exc:

@@ -262,10 +262,18 @@ class Playout:
         ]
         return Speech(utterances, self._last_played, self._next_id)
 
-    def restore(self, speech: Speech, deterministic: bool) -> None:
+    def restore(self, speech: Speech, deterministic: bool, reported_seq: int | None) -> None:
         """Take up `speech` from another process: the listener goes on at the first frame it
-        had not played (see Utterance.resume_at), numbered as that process would have."""
-        played = self._last_played = speech.played
+        had not played (see Utterance.resume_at), numbered as that process would have.
+        `reported_seq`: the last frame the listener says it played (seqs hold across
+        processes), when it is further on than the store knew."""
+        played = speech.played
+        if played is not None and reported_seq is not None and reported_seq > played.seq:
+            # Within the utterance the store last saw played, most likely: frames are numbered
+            # on through it. (Past its end, the next utterance repeats a little: none is lost.)
+            ahead = min(reported_seq - played.seq, self._resume_window)
+            played = PlayedFrame(played.seq + ahead, played.utterance_id, played.index + ahead)
+        self._last_played = played
         self._next_id = speech.next_utterance_id
         # Frames it was sent but did not report get the seqs they had: a client that played
         # them already knows them by seq.

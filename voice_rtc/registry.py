@@ -239,9 +239,15 @@ class SessionRegistry:
             return None
         return record
 
-    async def take_over(self, session_id: str, resume_token: str | None = None) -> Session:
+    async def take_over(
+        self,
+        session_id: str,
+        resume_token: str | None = None,
+        reported_seq: int | None = None,
+    ) -> Session:
         """The session, served here from now on; raises KeyError if there is none, SessionBusy,
-        Draining or StoreUnavailable. `resume_token`: the listener's, if it came with one."""
+        Draining or StoreUnavailable. `resume_token`: the listener's, if it came with one;
+        `reported_seq`: the last frame it says it played."""
         session = self._sessions.get(session_id)
         if session is not None:
             return session
@@ -252,12 +258,16 @@ class SessionRegistry:
         lock = self._claims.setdefault(session_id, asyncio.Lock())
         try:
             async with lock:
-                return self._sessions.get(session_id) or await self._claim(session_id, resume_token)
+                return self._sessions.get(session_id) or await self._claim(
+                    session_id, resume_token, reported_seq
+                )
         finally:
             if not lock.locked():
                 self._claims.pop(session_id, None)
 
-    async def _claim(self, session_id: str, resume_token: str | None) -> Session:
+    async def _claim(
+        self, session_id: str, resume_token: str | None, reported_seq: int | None
+    ) -> Session:
         if len(self._sessions) >= self._max_sessions:
             raise SessionLimitReached(f"{self._max_sessions} sessions are already open", 10.0)
         loop = asyncio.get_running_loop()
@@ -283,7 +293,7 @@ class SessionRegistry:
         session.lease = lease
         session.lease_valid_until = self._trusted_until(claimed_at)
         session.listener_seen = record.listener_seen
-        session.playout.restore(record.speech, self._tts.deterministic)
+        session.playout.restore(record.speech, self._tts.deterministic, reported_seq)
         if resume_token is None:  # a new resume token for its listener: the store learns it
             session.unwritten(token=True)
         self._keep(session)
