@@ -17,6 +17,7 @@ To add a setting: add a field with `setting(...)`, then run the `--readme` comma
 
 import argparse
 import ipaddress
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -105,12 +106,18 @@ def _url(*schemes: str) -> AfterValidator:
     return _each(lambda url: url.startswith(schemes), f"is not a {_either(schemes)} URL")
 
 
+def _readable_file(path: str) -> str:
+    if path and not (Path(path).is_file() and os.access(path, os.R_OK)):
+        raise ValueError(f"{path!r} is not a readable file")
+    return path
+
+
 IpList = Annotated[str, _each(_is_ip, "is not an IP address")]
 IceUrlList = Annotated[str, _url("stun:", "turn:", "turns:")]
 TurnUrlList = Annotated[str, _url("turn:", "turns:")]
 RedisUrl = Annotated[str, _url("redis://", "rediss://", "unix://")]
 HttpUrl = Annotated[str, _url("http://", "https://")]
-OptionalFile = Annotated[str, _each(lambda path: Path(path).is_file(), "is not a readable file")]
+OptionalFile = Annotated[str, AfterValidator(_readable_file)]
 
 
 class Settings(BaseModel):
