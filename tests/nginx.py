@@ -31,8 +31,8 @@ from tests.conftest import REPO, free_port
 CONF = REPO / "deploy" / "nginx" / "voice-rtc.conf"
 NGINX = "/usr/sbin/nginx"
 UPSTREAM = re.compile(r"(upstream voice_rtc \{)(.*?)(\n\})", re.DOTALL)
-UPSTREAM_SERVER = re.compile(r"^(\s*)server (\S+)(.*);$", re.MULTILINE)
-LISTEN = re.compile(r"^(\s*)listen 80;$", re.MULTILINE)
+UPSTREAM_SERVER = re.compile(r"^([ \t]*)server (\S+)(.*);$", re.MULTILINE)
+LISTEN = re.compile(r"^([ \t]*)listen 80;$", re.MULTILINE)
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
@@ -112,8 +112,11 @@ class Nginx:
     def access_log(self) -> list[tuple[str, str, str]]:
         """(request URI, status, upstream address(es) tried) per finished request."""
         path = self.directory / "access.log"
-        lines = path.read_text().splitlines() if path.exists() else []
-        return [tuple(line.split(" ", 2)) for line in lines]  # type: ignore[misc]
+        entries = []
+        for line in path.read_text().splitlines() if path.exists() else []:
+            uri, status, upstream = line.split(" ", 2)
+            entries.append((uri, status, upstream))
+        return entries
 
     async def logged(self, uri: str, count: int, timeout: float = 10.0) -> list[str]:
         """The upstream address(es) of each request for `uri`, once `count` are logged (nginx
