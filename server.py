@@ -1,6 +1,7 @@
 """voice-rtc entry point: `python server.py` reads settings, builds the app and serves it."""
 
 import asyncio
+import gc
 import logging
 import os
 import re
@@ -14,12 +15,16 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from signaling.api import api_routes
 from signaling.endpoint import SignalingEndpoint
+from signaling.protocol import AGENT_PATH, LISTENER_PATH
+from signaling.protocol import description as protocol_description
 from voice_rtc import metrics
 from voice_rtc.audio import FRAME_MS
-from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator
+from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator, Role
 from voice_rtc.config import Settings, SettingsError, load_settings
 from voice_rtc.errors import error_table
+from voice_rtc.event_loop import new_event_loop
 from voice_rtc.health import health_routes
 from voice_rtc.http_security import add_security_headers
 from voice_rtc.limits import Limits
@@ -38,7 +43,8 @@ ENDPOINT = web.AppKey("endpoint", SignalingEndpoint)
 log = logging.getLogger("voice_rtc.server")
 DEV_USER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 KEEPALIVE_S = 15.0  # an idle HTTP keep-alive connection is closed after this
-BACKLOG = 128  # asyncio accepts up to this many in one turn of the loop
+GC_THRESHOLDS = (2_000, 20, 50)  # Python's defaults: (700, 10, 10)
+BACKLOG = 64  # asyncio accepts up to this many in one turn of the loop, however long it takes
 
 
 def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Application:
@@ -59,6 +65,9 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         resume_window_frames=settings.resume_window_ms // FRAME_MS,
         lookahead_frames=settings.lookahead_ms // FRAME_MS,
         load=media.load,
+        grace_s=settings.session_grace_s,
+        # Two position reports and a little: by then a listener has said what it played.
+        heard_settle_s=2 * settings.position_interval_ms / 1000 + 0.2,
     )
     endpoint = SignalingEndpoint(settings, sessions, media, auth, limits)
     app[SESSIONS], app[ENDPOINT] = sessions, endpoint
@@ -72,6 +81,9 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
 
     async def errors(_request: web.Request) -> web.Response:
         return web.json_response(error_table())
+
+    async def protocol(_request: web.Request) -> web.Response:
+        return web.json_response(protocol_description())
 
     async def start_media(_app: web.Application) -> None:
         media.start()
@@ -88,15 +100,18 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         await limits.close()
 
     app.add_routes(health_routes(sessions, tts, limits))
+    app.add_routes(api_routes(settings, sessions, auth, limits))
     app.add_routes(telemetry_routes(auth, limits, settings.http_timeout_s))
     if auth.dev_mode:
         app.add_routes(dev_token_routes(auth))
     app.add_routes(
         [
             web.get("/", index),
-            web.get("/ws", endpoint.handle),
+            web.get(LISTENER_PATH, endpoint.listener),
+            web.get(AGENT_PATH, endpoint.agent),
             web.get("/metrics", prometheus),
             web.get("/api/errors", errors),
+            web.get("/api/protocol", protocol),
             web.static("/client", CLIENT_DIR),
         ]
     )
@@ -108,16 +123,20 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
 
 
 def dev_token_routes(auth: Authenticator) -> list[web.RouteDef]:
-    """Dev mode (loopback, no key configured): short-lived tokens for the demo page and tests.
-    `?user=` keeps a user id across reconnections, so a resumed session stays its own."""
+    """Dev mode (loopback, no key configured): short-lived tokens for the demo page, tests and
+    the example agent. `?user=` keeps a user id across reconnections, so a resumed session
+    stays its own; `?role=service` is an app backend's (it makes sessions for its users)."""
 
     async def dev_token(request: web.Request) -> web.Response:
         user_id = request.query.get("user") or f"dev-{secrets.token_hex(4)}"
         if not DEV_USER.fullmatch(user_id):
             return web.json_response({"error": "user: 1-64 of A-Z a-z 0-9 _ -"}, status=400)
-        token = auth.mint(user_id, DEV_TOKEN_TTL_S)
+        role = request.query.get("role", Role.USER.value)
+        if role not in (Role.USER, Role.SERVICE):
+            return web.json_response({"error": "role: user or service"}, status=400)
+        token = auth.mint(user_id, DEV_TOKEN_TTL_S, Role(role))
         return web.json_response(
-            {"token": token, "user_id": user_id, "expires_in": DEV_TOKEN_TTL_S}
+            {"token": token, "user_id": user_id, "role": role, "expires_in": DEV_TOKEN_TTL_S}
         )
 
     return [web.get("/api/dev-token", dev_token)]
@@ -131,6 +150,7 @@ async def serve(settings: Settings) -> None:
     )
     await runner.setup()
     assert runner.server is not None
+    tune_garbage_collector()
     max_connections = connection_limit(settings.max_connections, descriptors)
     guard = ConnectionGuard(runner.server, max_connections, settings.http_timeout_s)
     loop = asyncio.get_running_loop()
@@ -154,6 +174,16 @@ async def serve(settings: Settings) -> None:
     finally:
         listener.close()
         await runner.cleanup()  # closes the sockets (1001), then the sessions and the voice
+
+
+def tune_garbage_collector() -> None:
+    """Python's collector stops the world for as long as a full collection takes: with tens of
+    thousands of objects (a thousand listeners, or an attack's sockets) that is a hundred ms
+    and more, and every listener's clock waits. Everything made so far (modules, the app) is
+    moved out of its sight for good, and collections run less often (each young one bigger)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def drain(app: web.Application, timeout_s: float, hurry: asyncio.Event) -> None:
@@ -180,7 +210,8 @@ def main() -> None:
     # every send. At the default 5 ms it may then wait that long to get it back, each time:
     # a millisecond keeps the clock's ticks on time.
     sys.setswitchinterval(0.001)
-    asyncio.run(serve(settings))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""The `/ws` endpoint: it checks where an upgrade comes from, then gives each WebSocket a
-`Connection` carrying the signaling protocol; it also tells them all when the server drains.
+"""The WebSocket endpoints: the listener's (`/ws`) and the agent's (`/agent`). Each checks where
+an upgrade comes from, then gives the WebSocket its channel's connection; the endpoint also
+tells them all when the server drains.
 
 New sockets are budgeted per address, and those that have not said hello yet are capped per
 address: an upgrade over either is refused before it becomes a WebSocket (HTTP 429, cheap), so
@@ -26,7 +27,9 @@ from voice_rtc.media import Media
 from voice_rtc.ratelimit import TokenBucket
 from voice_rtc.session import SessionRegistry
 
-from .connection import Connection
+from .agent import AgentConnection
+from .channel import Channel
+from .listener import ListenerConnection
 from .messages import message
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ SOCKET_BURST_S = 1  # an address may open this many seconds' worth of sockets at
 # aiohttp closes the socket (1009) past its own cap; below it we answer MESSAGE_TOO_LARGE and
 # keep the connection, so the cap sits well above our limit.
 _HARD_CAP_FACTOR = 4
+Hello = Callable[[], None]  # what a connection calls once it has said a valid hello
 
 
 class SignalingEndpoint:
@@ -54,11 +58,42 @@ class SignalingEndpoint:
         self._media = media
         self._auth = auth
         self._limits = limits
-        self._connections: set[Connection] = set()
+        self._connections: set[Channel] = set()
         self._pending: Counter[str] = Counter()  # sockets per address that said no hello yet
         self._new_sockets: dict[str, TokenBucket] = {}  # per address
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def listener(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, self._listener_connection)
+
+    async def agent(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, self._agent_connection)
+
+    def _listener_connection(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport, ip: str, on_hello: Hello
+    ) -> Channel:
+        return ListenerConnection(
+            ws,
+            transport,
+            self._settings,
+            self._sessions,
+            self._media,
+            self._auth,
+            self._limits,
+            ip,
+            on_hello=on_hello,
+        )
+
+    def _agent_connection(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport, _ip: str, on_hello: Hello
+    ) -> Channel:
+        return AgentConnection(
+            ws, transport, self._settings, self._sessions, self._auth, self._limits,
+            on_hello=on_hello,
+        )  # fmt: skip
+
+    async def _handle(
+        self, request: web.Request, make: "Callable[..., Channel]"
+    ) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is not None and not origin_allowed(origin, request.host, self._settings):
             # Cross-site WebSocket hijacking: a page elsewhere riding on this browser's access.
@@ -87,7 +122,7 @@ class SignalingEndpoint:
                     del self._pending[ip]
 
         try:
-            return await self._serve(request, ip, said_hello)
+            return await self._serve(request, ip, said_hello, make)
         finally:
             said_hello()  # or closed without one
 
@@ -109,7 +144,11 @@ class SignalingEndpoint:
         return budget
 
     async def _serve(
-        self, request: web.Request, ip: str, said_hello: Callable[[], None]
+        self,
+        request: web.Request,
+        ip: str,
+        said_hello: Hello,
+        make: "Callable[..., Channel]",
     ) -> web.StreamResponse:
         # No per-message compression: JSON this small gains little, and audio frames are written
         # straight to the transport (see transports/websocket.py).
@@ -122,17 +161,7 @@ class SignalingEndpoint:
         transport = request.transport
         if transport is None:  # the client went away during the upgrade
             return ws
-        connection = Connection(
-            ws,
-            transport,
-            self._settings,
-            self._sessions,
-            self._media,
-            self._auth,
-            self._limits,
-            ip,
-            on_hello=said_hello,
-        )
+        connection = make(ws, transport, ip, said_hello)
         self._connections.add(connection)
         try:
             await connection.run()

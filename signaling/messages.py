@@ -1,4 +1,5 @@
-"""The signaling protocol: every message a client may send, validated, and those the server sends.
+"""The signaling protocol's messages, for both channels: the listener's (`/ws`) and the agent's
+(`/agent`), every message a client may send, validated, and the shape of those the server sends.
 
 JSON text messages, each an object with a `type`. Unknown fields are ignored (newer clients may
 send more); anything else malformed becomes a `ProtocolError` with a stable code. The parser
@@ -11,17 +12,11 @@ from typing import Annotated, Any, Literal
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
-from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, validation_error
-from voice_rtc.playout import PlayoutEvent, UtteranceEnded, UtteranceStarted
-from voice_rtc.session import Session
-from voice_rtc.transports.websocket import CODEC_LABELS
-
-PROTOCOL_VERSION = 1
-
 
 RequestId = str | int
+SessionId = Annotated[str, Field(min_length=1, max_length=64)]
+Token = Annotated[str, Field(max_length=4096)]
 
 
 class _Message(BaseModel):
@@ -44,9 +39,13 @@ class Position(_Message):
 
 
 class Hello(_Message):
+    """The listener's first message. With a token made for one session (`sid`: an app made the
+    session, POST /api/sessions), it joins that session; with a person's own token, it starts a
+    session of its own; with `resume`, it comes back to the session it had."""
+
     type: Literal["hello"]
     version: int
-    token: str | None = Field(default=None, max_length=4096)  # the user's JWT
+    token: Token | None = None  # the listener's JWT
     resume: str | None = Field(default=None, max_length=128)  # a resume token from `welcome`
     position: Position | None = None  # the last thing played before the connection dropped
     last_event: int = Field(default=0, ge=0)  # the last event_id received, when resuming
@@ -88,17 +87,50 @@ class Cancel(_Message):
     type: Literal["cancel"]
 
 
+class Input(_Message):
+    """What the listener typed (or said, transcribed), for the session's agent."""
+
+    type: Literal["input"]
+    text: str = Field(max_length=2000)
+
+
 class Ping(_Message):
     type: Literal["ping"]
     ts: float
     rtt_ms: float | None = Field(default=None, ge=0, le=60_000)  # the last one measured
 
 
-ClientMessage = Annotated[
-    Hello | Offer | Speak | Cancel | Ping | PositionReport | Transport,
+ListenerMessage = Annotated[
+    Hello | Offer | Speak | Cancel | Input | Ping | PositionReport | Transport,
     Field(discriminator="type"),
 ]
-_client_message: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+class AgentHello(_Message):
+    """The agent's first message: its token (an agent token for the session, or the service
+    API key or a service token with `session_id`), and the last event it got, when it comes
+    back after a drop."""
+
+    type: Literal["hello"]
+    version: int
+    token: Token | None = None
+    session_id: SessionId | None = None
+    last_event: int = Field(default=0, ge=0)
+
+
+class State(_Message):
+    """Ask for the session's state now (the listener, the queue, what was heard)."""
+
+    type: Literal["state"]
+
+
+AgentMessage = Annotated[
+    AgentHello | Speak | Cancel | State | Ping,
+    Field(discriminator="type"),
+]
+
+_listener_message: TypeAdapter[ListenerMessage] = TypeAdapter(ListenerMessage)
+_agent_message: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
 
 
 class ProtocolError(Exception):
@@ -116,12 +148,23 @@ class ProtocolError(Exception):
         self.extra = extra or {}
 
 
-def parse_client_message(raw: str | bytes) -> ClientMessage:
+def parse_listener_message(raw: str | bytes) -> ListenerMessage:
     try:
-        return _client_message.validate_json(raw)
+        return _listener_message.validate_json(raw)
     except ValidationError as exc:
-        code, detail = validation_error(exc)
-        raise ProtocolError(code, detail, _request_id(raw)) from None
+        raise _refusal(exc, raw) from None
+
+
+def parse_agent_message(raw: str | bytes) -> AgentMessage:
+    try:
+        return _agent_message.validate_json(raw)
+    except ValidationError as exc:
+        raise _refusal(exc, raw) from None
+
+
+def _refusal(exc: ValidationError, raw: str | bytes) -> ProtocolError:
+    code, detail = validation_error(exc)
+    return ProtocolError(code, detail, _request_id(raw))
 
 
 def _request_id(raw: str | bytes) -> RequestId | None:
@@ -140,60 +183,3 @@ def _request_id(raw: str | bytes) -> RequestId | None:
 def message(type_: str, **fields: Any) -> dict[str, Any]:
     """A server message: `type` first, then its fields."""
     return {"type": type_, **fields}
-
-
-RECONNECT_BASE_MS = 1000
-RECONNECT_CAP_MS = 30000
-
-
-def welcome_message(
-    session: Session, settings: Settings, ice_servers: list[dict[str, Any]], resumed: bool
-) -> dict[str, Any]:
-    """The reply to hello: the session, and how this server wants its clients to behave."""
-    return message(
-        "welcome",
-        version=PROTOCOL_VERSION,
-        session_id=session.id,
-        resume_token=session.resume_token,
-        resumed=resumed,
-        ice_servers=ice_servers,
-        audio={"sample_rate": SAMPLE_RATE, "channels": CHANNELS, "frame_ms": FRAME_MS},
-        codecs=list(CODEC_LABELS),
-        transport=settings.transport,
-        limits={
-            "max_text_chars": settings.max_text_chars,
-            "max_message_bytes": settings.max_message_bytes,
-            "max_queued_utterances": settings.max_queued_utterances,
-        },
-        heartbeat={
-            "interval_ms": round(settings.heartbeat_interval_s * 1000),
-            "timeout_ms": round(settings.heartbeat_timeout_s * 1000),
-        },
-        position_interval_ms=settings.position_interval_ms,
-        reconnect={
-            "base_ms": RECONNECT_BASE_MS,
-            "cap_ms": RECONNECT_CAP_MS,
-            "max_attempts": settings.reconnect_max_attempts,
-        },
-        fallback={
-            "ice_timeout_ms": settings.ice_timeout_ms,
-            "loss_percent": settings.fallback_loss_percent,
-            "loss_window_s": settings.fallback_loss_window_s,
-        },
-        grace_ms=round(settings.session_grace_s * 1000),
-    )
-
-
-def event_message(event: PlayoutEvent) -> dict[str, Any]:
-    if isinstance(event, UtteranceStarted):
-        return message(
-            "utterance_started", utterance_id=event.utterance_id, seq=event.seq, text=event.text
-        )
-    assert isinstance(event, UtteranceEnded)
-    return message(
-        "utterance_ended",
-        utterance_id=event.utterance_id,
-        frames=event.frames,
-        reason=event.reason.value,
-        text=event.text,
-    )

@@ -5,7 +5,10 @@ test's own event loop, which times the honest listener, is not the one they star
 """
 
 import asyncio
+import contextlib
 import json
+import resource
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -13,6 +16,8 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 ATTACKER_ADDRESS = "127.0.0.2"
+IP_BIND_ADDRESS_NO_PORT = 24  # Linux's, not in Python's socket module
+SLOW_REQUEST = b"GET / HTTP/1.1\r\nHost: voice-rtc\r\nX-Pad: " + b"a" * 4000
 
 
 async def dev_token(http: aiohttp.ClientSession, url: str, user: str) -> str:
@@ -97,12 +102,67 @@ async def empty_appends(url: str, http: aiohttp.ClientSession, s: float) -> int:
     return await blast(url, http, s, piece, say_hello=True)
 
 
+async def held_sockets(
+    url: str, seconds: float, slow_headers: bool, count: int, pause_s: float = 0.005
+) -> int:
+    """Open `count` TCP connections (as many as this process may hold, at most) that send
+    nothing, or a byte of a request now and then; hold them `seconds`. Plain non-blocking
+    sockets: asyncio's own connections would cost this process more than the server. Says
+    "opened N" on stderr once they are open, and at the end how many the server closed."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    sockets: list[socket.socket] = []
+    for _ in range(min(count, hard - 200)):
+        sock = socket.socket()
+        sock.setblocking(False)
+        # Pick the port at connect, not at bind: a bind to port 0 searches the whole range
+        # each time, which costs more than the connection itself at these numbers.
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        sock.bind((ATTACKER_ADDRESS, 0))
+        sock.connect_ex((host, int(port)))
+        sockets.append(sock)
+        if len(sockets) % 200 == 0:
+            await asyncio.sleep(pause_s)  # the pace of the opening: 200 per pause
+    print(f"opened {len(sockets)}", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + seconds
+    sent = 0
+    while time.monotonic() < deadline:
+        if slow_headers:  # a request whose headers never end, a byte at a time (slowloris)
+            byte = SLOW_REQUEST[sent % len(SLOW_REQUEST) : sent % len(SLOW_REQUEST) + 1]
+            sent += 1
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.send(byte)
+        await asyncio.sleep(0.5)
+    closed = sum(1 for sock in sockets if _closed_by_peer(sock))
+    print(f"{closed} of {len(sockets)} closed by the server", file=sys.stderr, flush=True)
+    for sock in sockets:
+        sock.close()
+    return len(sockets)
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """Has the server closed it (after whatever it said)?"""
+    try:
+        while sock.recv(65536):
+            pass
+        return True  # the end of the stream
+    except BlockingIOError:
+        return False  # open, nothing (more) to read
+    except OSError:
+        return True  # reset
+
+
 ATTACKS: dict[str, Callable[[str, aiohttp.ClientSession, float], Awaitable[int]]] = {
     "x_without_hello": x_without_hello,
     "speak_flood": speak_flood,
     "one_char_pieces": one_char_pieces,
     "ping_flood": ping_flood,
     "empty_appends": empty_appends,
+    "idle_sockets": lambda url, _http, s: held_sockets(url, s, slow_headers=False, count=20_000),
+    # A slowloris opens its sockets at a pace the server accepts: none wait in SYN retries.
+    "slow_headers": lambda url, _http, s: held_sockets(url, s, True, count=6_000, pause_s=0.05),
 }
 
 

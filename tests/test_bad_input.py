@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import RunningServer, StartServer, dev_token
+from tests.listener import Listener
 from tests.signal_analysis import voiced_span
 from voice_rtc.client import ServerError, VoiceClient
 
@@ -117,7 +118,7 @@ async def test_an_error_names_the_request_it_answers(
 
 
 async def test_queue_full_is_refused_until_speech_finishes(limited_server: RunningServer) -> None:
-    async with VoiceClient(limited_server.url) as client:
+    async with Listener(limited_server.url) as client:
         await client.speak("0.5s")
         last = await client.speak("0.5s")
         with pytest.raises(ServerError) as refused:
@@ -139,7 +140,7 @@ async def test_an_attack_does_not_disturb_another_listener(
     limited_server: RunningServer, http: aiohttp.ClientSession, hello_message: str
 ) -> None:
     """A listener streams 3 s of tone while another client sends every bad message we know."""
-    async with VoiceClient(limited_server.url) as listener:
+    async with Listener(limited_server.url) as listener:
         utterance = await listener.speak("500hz 3s")
         for _ in range(3):
             async with http.ws_connect(limited_server.ws_url) as attacker:
@@ -160,7 +161,7 @@ async def test_an_attack_does_not_disturb_another_listener(
     assert ended["reason"] == "done" and ended["frames"] == 151  # 3 s, then the codec's 7 ms
     start, end = voiced_span(listener.recording.pcm)
     assert abs((end - start) - 3.0) < 0.15  # every frame arrived, on time
-    async with VoiceClient(limited_server.url) as second:  # and the server serves newcomers
+    async with Listener(limited_server.url) as second:  # and the server serves newcomers
         assert (await second.say("0.2s"))["reason"] == "done"
 
 

@@ -3,8 +3,8 @@ speed on loopback for a few seconds, while an honest listener streams WebSocket 
 measure is that listener's audio (every frame, no gap over 100 ms) and a newcomer's welcome."""
 
 import asyncio
-import contextlib
 import itertools
+import json
 import os
 import re
 import resource
@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import REPO, RunningServer, StartServer, dev_token
-from voice_rtc.client import VoiceClient
+from tests.listener import Listener
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,13 +60,14 @@ async def newcomer_welcome_s(server: RunningServer, http: aiohttp.ClientSession)
     return time.monotonic() - started
 
 
-async def during(server: RunningServer, attack: Attack) -> Heard:
-    """Run `attack` for FLOOD_S seconds while a listener hears 5 s of tone over WebSocket."""
+async def during(server: RunningServer, attack: Attack, utterance_s: float = 5) -> Heard:
+    """Run `attack` for FLOOD_S seconds while a listener hears `utterance_s` of tone over
+    WebSocket."""
     async with (
         aiohttp.ClientSession() as http,
-        VoiceClient(server.url, transport="websocket") as listener,
+        Listener(server.url, transport="websocket") as listener,
     ):
-        utterance = await listener.speak("500hz 5s")
+        utterance = await listener.speak(f"500hz {utterance_s}s")
         late_before = await late_ticks(server, http)
         await asyncio.sleep(0.3)
         flood = asyncio.ensure_future(attack(server, http, FLOOD_S))
@@ -131,76 +132,64 @@ async def test_a_message_flood_from_one_client_disturbs_nobody(
     assert "Traceback" not in log and "INTERNAL_ERROR" not in log
 
 
-def raise_own_descriptor_limit() -> int:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
-
-
 def open_descriptors(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-async def idle_sockets(server: RunningServer, count: int, slow_headers: bool) -> list[Any]:
-    """Open `count` TCP connections to the server that send nothing (or a header byte now and
-    then); returns their streams (still open or already closed by the server)."""
-    host, port = server.url.removeprefix("http://").rstrip("/").split(":")
-    streams: list[Any] = []
-
-    async def one() -> None:
-        with contextlib.suppress(OSError):
-            reader, writer = await asyncio.open_connection(host, int(port))
-            if slow_headers:
-                writer.write(b"G")
-            streams.append((reader, writer))
-
-    for start in range(0, count, 500):
-        await asyncio.gather(*(one() for _ in range(min(500, count - start))))
-    return streams
 
 
 async def test_thousands_of_idle_sockets_cost_little_and_go_away(
     start_server: StartServer,
 ) -> None:
-    limit = raise_own_descriptor_limit()
     server = await start_server(**SETTINGS)
-    count = min(20_000, limit - 500)  # as many as this process may hold
-    streams: list[Any] = []
+    peak: list[int] = []
 
-    async def attack(server: RunningServer, _http: aiohttp.ClientSession, _s: float) -> int:
-        streams.extend(await idle_sockets(server, count, slow_headers=False))
-        return len(streams)
+    async def attack(server: RunningServer, http: aiohttp.ClientSession, _seconds: float) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.attacker", "idle_sockets", server.url, "3",
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stderr is not None
+        try:
+            assert (await asyncio.wait_for(process.stderr.readline(), 60)).startswith(b"opened")
+            peak.append(open_descriptors(server.process.pid))  # with every socket open
+            out, _ = await asyncio.wait_for(process.communicate(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        return int(out)
 
-    heard = await during(server, attack)
+    heard = await during(server, attack, utterance_s=8)
     assert_undisturbed(heard)
-    descriptors = open_descriptors(server.process.pid)
-    server_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # it raised its soft limit
-    print(f"{len(streams)} idle sockets; the server holds {descriptors} descriptors")
-    assert descriptors < server_limit * 0.9
-    await asyncio.sleep(2.5)  # http_timeout_s: every socket that sent no headers is dropped
+    server_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # the server raised its own
+    print(f"{heard.attack_sent} idle sockets; the server held {peak[0]} descriptors at most")
+    assert heard.attack_sent > 15_000
+    assert peak[0] < server_limit // 2  # over its connection cap, sockets are closed at once
+    await asyncio.sleep(3)  # http_timeout_s: every socket that sent no headers is dropped
     assert open_descriptors(server.process.pid) < 200
-    for _reader, writer in streams:
-        writer.close()
-    assert "out of system resource" not in server.log()
-    assert len(server.log().splitlines()) < 500
+    log = server.log()
+    assert "out of system resource" not in log and len(log.splitlines()) < 500
 
 
 async def test_slow_headers_are_dropped(start_server: StartServer) -> None:
-    raise_own_descriptor_limit()
     server = await start_server(**SETTINGS)
-    streams = await idle_sockets(server, 6000, slow_headers=True)
-    await asyncio.sleep(0.5)
-    for _reader, writer in streams:  # one more byte each, as a slowloris client does
-        with contextlib.suppress(OSError):
-            writer.write(b"E")
-    await asyncio.sleep(2.5)
-    closed = 0
-    for reader, writer in streams:
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            if await asyncio.wait_for(reader.read(1), 0.5) == b"":
-                closed += 1
-        writer.close()
-    assert closed == len(streams) > 5000
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.attacker", "slow_headers", server.url, "8",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 90)
+    opened = int(out)
+    closed = int(err.decode().splitlines()[-1].split()[0])  # "N of M closed by the server"
+    print(err.decode().strip())
+    assert opened > 5000
+    assert closed >= min(opened, connection_cap(server)) * 0.95  # all but stragglers
+
+
+def connection_cap(server: RunningServer) -> int:
+    """The server's connection limit, from its `listening` log line."""
+    for line in server.log().splitlines():
+        if '"listening"' in line:
+            return int(json.loads(line)["max_connections"])
+    raise AssertionError("no listening line")
 
 
 async def test_sockets_that_never_say_hello_are_capped_and_closed(
@@ -219,13 +208,14 @@ async def test_sockets_that_never_say_hello_are_capped_and_closed(
                 assert exc.status == 429
                 refused += 1
         assert len(opened) == 20 and refused == 180
-        await asyncio.sleep(2.0)
-        for ws in opened:
-            messages = [await ws.receive() for _ in range(3)]
-            kinds = [m.type for m in messages]
-            assert aiohttp.WSMsgType.CLOSE in kinds or aiohttp.WSMsgType.CLOSED in kinds
-            assert ws.close_code == 1008
-            await ws.close()
+
+        async def until_closed(ws: aiohttp.ClientWebSocketResponse) -> list[str]:
+            said = [message.json()["type"] async for message in ws]
+            return said
+
+        said = await asyncio.wait_for(asyncio.gather(*map(until_closed, opened)), 10)
+        assert all(s == ["pong", "error"] for s in said), said  # told why, then closed...
+        assert {ws.close_code for ws in opened} == {1008}  # ...as a policy violation
         # With them gone, the address may open sockets again.
-        async with VoiceClient(server.url, transport="websocket") as client:
+        async with Listener(server.url, transport="websocket") as client:
             assert (await client.say("0.2s"))["reason"] == "done"

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from voice_rtc.client import VoiceClient
+from tests.listener import Listener
 from voice_rtc.errors import ErrorCode
 
 EXAMPLES = int(os.environ.get("VOICE_RTC_FUZZ_EXAMPLES", "1500"))
@@ -212,6 +212,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     args += ["--connection-messages-per-second", "100000", "--connection-message-burst", "100000"]
     args += ["--limit-connections-per-minute", "100000", "--limit-chars-per-minute", "10000000"]
     args += ["--limit-speak-per-hour", "1000000", "--sockets-per-second-per-ip", "1000"]
+    args += ["--max-pending-per-ip", "1000"]
     with log_path.open("w") as log:
         process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=log, text=True)
     assert process.stdout is not None
@@ -227,7 +228,7 @@ def test_no_message_breaks_the_protocol_or_another_listener(fuzz_server: tuple[s
     url, log_path = fuzz_server
     loop = Loop()
     fuzzer = Fuzzer(url)
-    listener = VoiceClient(url, transport="websocket")
+    listener = Listener(url, transport="websocket")
     try:
         loop.run(fuzzer.start())
         loop.run(listener.connect())

@@ -3,6 +3,8 @@ or reshapes any of it, these fail loudly here, instead of resuming silently star
 repeat audio. (The versions tested are pinned in constraints.txt; see the README.)"""
 
 import inspect
+import selectors
+import socket
 
 import aioice.ice
 import av
@@ -10,7 +12,8 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.codecs import CODECS, get_encoder
 from aiortc.mediastreams import AudioStreamTrack
 
-from voice_rtc.client_audio import RECEIVER_TIMESTAMP_MAPPER
+from voice_rtc.client.playback import RECEIVER_TIMESTAMP_MAPPER
+from voice_rtc.event_loop import CappedEpollSelector, _CappedEpoll
 from voice_rtc.opus import TIME_BASE
 from voice_rtc.transports.webrtc import RTP_TICKS_PER_FRAME, RTP_TIMESTAMP_ATTRIBUTE
 
@@ -52,3 +55,20 @@ async def test_the_receivers_timestamp_origin_is_where_the_python_client_reads_i
         assert hasattr(mapper, "_origin")
     finally:
         await pc.close()
+
+
+def test_the_event_loops_epoll_is_where_the_server_caps_it() -> None:
+    # voice_rtc.event_loop wraps selectors.EpollSelector's private epoll object.
+    selector = CappedEpollSelector(cap=2)
+    try:
+        assert isinstance(selector._selector, _CappedEpoll)
+        readers = [socket.socketpair() for _ in range(5)]
+        for a, b in readers:
+            b.send(b"x")
+            selector.register(a, selectors.EVENT_READ)
+        assert len(selector.select(0)) == 2  # five are ready; two a turn
+        for a, b in readers:
+            a.close()
+            b.close()
+    finally:
+        selector.close()

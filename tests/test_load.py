@@ -36,9 +36,9 @@ def test_an_idle_process_admits_and_a_busy_loop_refuses() -> None:
     clocks = Clocks()
     load = monitor(clocks, streams=100)
     settle(load, clocks, 0.10)
-    assert load.admit().reason == ""
+    assert load.check(newcomers=1).reason == ""
     settle(load, clocks, 0.80)
-    verdict = load.admit()
+    verdict = load.check(newcomers=1)
     assert verdict.reason == "busy" and verdict.retry_after_s > 0
 
 
@@ -47,7 +47,8 @@ def test_a_burst_of_newcomers_is_counted_before_the_measurement_sees_it() -> Non
     load = monitor(clocks)  # no streams measured yet: each newcomer costs the default
     settle(load, clocks, 0.05)
     admitted = 0
-    while load.admit().reason == "" and admitted < 10_000:
+    while load.check(newcomers=1).reason == "" and admitted < 10_000:
+        load.admitted()
         admitted += 1
     # Room for (75% - 5%) / the default cost, and not one more, although nothing moved yet.
     assert admitted == int((0.75 - 0.05) / DEFAULT_STREAM_COST)
@@ -59,9 +60,9 @@ def test_late_ticks_refuse_newcomers_only_while_this_process_is_busy() -> None:
     for _ in range(100):
         load.record_lateness(0.030)
     settle(load, clocks, 0.05)  # late, but we are idle: another process starves the machine
-    assert load.admit().reason == ""
-    settle(load, clocks, 0.40, process_share=0.9)  # late, and our encoder threads are busy
-    assert load.admit().reason == "late"
+    assert load.check(newcomers=1).reason == ""
+    settle(load, clocks, 0.40, process_share=0.6)  # late, and our encoding thread is busy
+    assert load.check(newcomers=1).reason == "late"
 
 
 def test_a_few_late_ticks_at_start_say_nothing() -> None:

@@ -11,11 +11,11 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import RunningServer, StartServer, free_port
+from tests.listener import Listener
 from tests.nginx import Nginx, StartNginx
 from tests.nginx import start_nginx_fixture as start_nginx_fixture  # the start_nginx fixture
 from tests.signal_analysis import dominant_frequency, voiced_span
 from voice_rtc.audio import SAMPLE_RATE
-from voice_rtc.client import VoiceClient
 
 
 def tone_of(pcm: bytes | bytearray) -> float:
@@ -25,7 +25,7 @@ def tone_of(pcm: bytes | bytearray) -> float:
     return dominant_frequency(pcm[int(start * SAMPLE_RATE) * 2 : int(end * SAMPLE_RATE) * 2])
 
 
-async def played(client: VoiceClient, since: int, seconds: float, timeout: float = 8.0) -> bytes:
+async def played(client: Listener, since: int, seconds: float, timeout: float = 8.0) -> bytes:
     """What the client played after byte `since`, once that holds `seconds` of sound."""
     for _ in range(int(timeout / 0.05)):
         pcm = bytes(client.recording.pcm[since:])
@@ -60,7 +60,7 @@ async def test_signaling_audio_and_probes_pass_through_nginx(
     transport: str,
 ) -> None:
     servers, nginx = await two_servers_behind_nginx(start_server, start_nginx)
-    async with VoiceClient(nginx.url, transport=transport) as client:
+    async with Listener(nginx.url, transport=transport) as client:
         assert (await client.say("660hz 1s"))["reason"] == "done"
         assert await client.ping() > 0
     assert abs(tone_of(client.recording.pcm) - 660) < 3
@@ -75,21 +75,7 @@ async def test_signaling_audio_and_probes_pass_through_nginx(
     assert served <= addresses, served
 
 
-@pytest.mark.parametrize(
-    "transport",
-    [
-        "webrtc",
-        pytest.param(
-            "websocket",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="voice_rtc/client.py: after SESSION_NOT_FOUND the Listener keeps the lost "
-                "session's last_seq, so it drops every WebSocket frame of the new session "
-                "(whose seq starts again at 0) as played already",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("transport", ["websocket", "webrtc"])
 async def test_after_kill_9_the_client_reconnects_through_nginx_to_the_other_process(
     start_server: StartServer,
     start_nginx: StartNginx,
@@ -97,7 +83,7 @@ async def test_after_kill_9_the_client_reconnects_through_nginx_to_the_other_pro
     transport: str,
 ) -> None:
     servers, nginx = await two_servers_behind_nginx(start_server, start_nginx)
-    async with VoiceClient(nginx.url, transport=transport) as client:
+    async with Listener(nginx.url, transport=transport) as client:
         assert (await client.say("440hz 0.6s"))["reason"] == "done"
         first_session = client.welcome["session_id"]
         counts = [await sessions_on(http, server) for server in servers]
@@ -107,16 +93,17 @@ async def test_after_kill_9_the_client_reconnects_through_nginx_to_the_other_pro
         serving.process.send_signal(signal.SIGKILL)
         await serving.process.wait()
         await client.wait_for_state("reconnecting", timeout=10)
-        await client.wait_for_state("connected", timeout=30)
+        await client.wait_until_up(timeout=30)
 
         # Sessions live in one process today: the resume found nothing (SESSION_NOT_FOUND)
         # and the client started a new session, on the other process, which plays.
         assert client.welcome["session_id"] != first_session and not client.welcome["resumed"]
         assert await sessions_on(http, other) == 1
+        assert "SESSION_NOT_FOUND" in [error["code"] for error in client.errors]
         heard_before = len(client.recording.pcm)
         await client.speak("880hz 1s")
-        # Heard, not just sent (the client's events still hold the lost session's, whose
-        # utterance ids the new session uses again: the report says so).
+        # Heard, not just sent (the listener's events still hold the lost session's, whose
+        # utterance ids the new session uses again).
         heard = await played(client, since=heard_before, seconds=0.95)
     assert abs(tone_of(heard) - 880) < 3
     # nginx's own record: the first signaling connection was carried by the process that

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer, StartServer, dev_token
+from tests.listener import Listener
 from tests.signal_analysis import voiced_span
 from voice_rtc.client import ServerError, VoiceClient
 
@@ -47,7 +48,7 @@ async def test_metrics_move_as_a_real_client_streams(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
     before = await scrape(http, server)
-    async with VoiceClient(server.url) as client:
+    async with Listener(server.url) as client:
         during = await scrape(http, server)
         assert delta(during, before, "voice_rtc_active_sessions", "transport=webrtc") == 1
         await client.say("2s")
@@ -58,7 +59,7 @@ async def test_metrics_move_as_a_real_client_streams(
         with pytest.raises(ServerError):
             await client.speak("")
         await client.drop()
-        await client.wait_for_state("connected", timeout=20)
+        await client.wait_until_up(timeout=20)
         after = await scrape(http, server)
     frames = delta(
         after, before, "voice_rtc_audio_frames_sent_total", "kind=speech,transport=webrtc"
@@ -80,7 +81,7 @@ async def test_metrics_move_as_a_real_client_streams(
 async def test_logs_are_json_lines_with_events_and_never_a_token(
     server: RunningServer,
 ) -> None:
-    async with VoiceClient(server.url) as client:
+    async with Listener(server.url) as client:
         await client.say("0.3s")
         token = client.welcome["resume_token"]
         session_id = client.welcome["session_id"]
@@ -190,7 +191,7 @@ async def test_drain_tells_clients_lets_speech_finish_refuses_newcomers_and_exit
     server = await start_server(drain_timeout_s=20)
     status, body = await get_json(http, server.url + "ready")
     assert status == 200 and body["status"] == "ready"
-    async with VoiceClient(server.url, max_attempts=1) as listener:
+    async with Listener(server.url, max_attempts=1) as listener:
         utterance = await listener.speak("600hz 3s")
         await asyncio.sleep(0.5)
         server.process.send_signal(signal.SIGTERM)
@@ -201,7 +202,8 @@ async def test_drain_tells_clients_lets_speech_finish_refuses_newcomers_and_exit
             await VoiceClient(server.url).connect()
         assert refused.value.code == "SERVER_DRAINING"
         assert refused.value.body["action"] == "reconnect"
-        assert listener.drain_notice is not None and listener.drain_notice["deadline_ms"] == 20000
+        draining = next(e for e in listener.errors if e["code"] == "SERVER_DRAINING")
+        assert "within 20 s" in draining["detail"] and draining["action"] == "reconnect"
         ended = await listener.wait_for_event("utterance_ended", utterance, timeout=10)
         assert ended["reason"] == "done"  # the utterance in progress finished
         assert await asyncio.wait_for(server.process.wait(), 10) == 0
@@ -211,7 +213,7 @@ async def test_drain_tells_clients_lets_speech_finish_refuses_newcomers_and_exit
 
 async def test_drain_stops_waiting_at_its_timeout(start_server: StartServer) -> None:
     server = await start_server(drain_timeout_s=1)
-    async with VoiceClient(server.url, max_attempts=1) as listener:
+    async with Listener(server.url, max_attempts=1) as listener:
         await listener.speak("600hz 30s")
         await asyncio.sleep(0.3)
         server.process.send_signal(signal.SIGTERM)

@@ -12,6 +12,7 @@ from voice_rtc.playout import (
     PlayoutEvent,
     PlayoutFull,
     UtteranceEnded,
+    UtteranceQueued,
     UtteranceStarted,
 )
 from voice_rtc.tts.base import Retract
@@ -76,6 +77,8 @@ async def test_frames_are_exact_numbered_and_in_order() -> None:
         FRAME_BYTES - (11246 - 25 * 441) * 2
     )
     assert events == [
+        UtteranceQueued(first, "440hz 1s", final=True),
+        UtteranceQueued(second, "660hz 0.51s", final=True),
         UtteranceStarted(first, 0, "440hz 1s"),
         UtteranceEnded(first, 50, EndReason.DONE, "440hz 1s"),
         UtteranceStarted(second, 50, "660hz 0.51s"),

@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import RunningServer, StartServer, dev_token, free_port
 from tests.framecode import symbols, unwrap
+from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms
 from voice_rtc.audio import SAMPLE_RATE, SAMPLE_WIDTH
 from voice_rtc.backoff import backoff_delay
@@ -27,7 +28,7 @@ async def health(http: aiohttp.ClientSession, server: RunningServer) -> dict[str
         return body
 
 
-async def played_out(client: VoiceClient, utterance_id: int, quiet_s: float = 1.0) -> None:
+async def played_out(client: Listener, utterance_id: int, quiet_s: float = 1.0) -> None:
     """Wait until the utterance was sent and then nothing was heard for `quiet_s` seconds."""
     await client.wait_for_event("utterance_ended", utterance_id, timeout=60)
     quiet = quiet_s * SAMPLE_RATE * SAMPLE_WIDTH
@@ -49,15 +50,18 @@ async def test_every_frame_is_played_once_in_order_across_cuts_and_switches(
     read back frame by frame from the signal itself."""
     rng = random.Random(seed)
     plan = ["drop", "websocket", "drop", "webrtc", "drop", "websocket"]
-    async with VoiceClient(server.url, codec=codec) as client:
+    async with Listener(server.url, codec=codec) as client:
         utterance = await client.speak("framecode 12s")
         for step in plan:
             await asyncio.sleep(rng.uniform(0.5, 1.4))
             if step == "drop":
+                on = client.transport
                 await client.drop()
-                await client.wait_for_state("connected", timeout=20)
+                assert (await client.wait_until_up(timeout=20)).transport == on  # where it was
             else:
                 await client.switch_transport(step)
+            # Off the transport it was made for (WebRTC), the client says it is degraded.
+            assert client.state == ("connected" if client.transport == "webrtc" else "degraded")
         await played_out(client, utterance)
     playback = unwrap(symbols(client.recording.pcm))
     print(f"frames repeated at each resume or switch: {playback.repeats}")
@@ -94,7 +98,7 @@ async def test_a_client_whose_session_is_gone_starts_a_new_one(start_server: Sta
     client carries on in a new session."""
     port = free_port()
     first = await start_server(port=port)
-    async with VoiceClient(first.url) as client:
+    async with Listener(first.url) as client:
         first_session = client.welcome["session_id"]
         await first.stop()
         await client.wait_for_state("reconnecting", timeout=10)
@@ -102,6 +106,7 @@ async def test_a_client_whose_session_is_gone_starts_a_new_one(start_server: Sta
         await client.wait_for_state("connected", timeout=30)
         assert client.welcome["session_id"] != first_session and not client.welcome["resumed"]
         assert (await client.say("0.3s"))["reason"] == "done"
+    assert "SESSION_NOT_FOUND" in [error["code"] for error in client.errors]  # as the browser's
 
 
 async def test_resume_token_is_unguessable_and_a_wrong_one_is_refused(
@@ -124,7 +129,7 @@ async def test_resume_token_is_unguessable_and_a_wrong_one_is_refused(
 async def test_websocket_fallback_streams_paced_audio(
     server: RunningServer, codec: str, payload_bytes: range | list[int]
 ) -> None:
-    async with VoiceClient(server.url, transport="websocket", codec=codec) as client:
+    async with Listener(server.url, transport="websocket", codec=codec) as client:
         started = time.monotonic()
         await client.say("700hz 2s", tail=0.1)
         elapsed = time.monotonic() - started
@@ -141,7 +146,7 @@ async def test_websocket_fallback_streams_paced_audio(
 async def test_barge_in_stops_audio_within_a_frame_and_the_next_utterance_starts_clean(
     server: RunningServer,
 ) -> None:
-    async with VoiceClient(server.url, transport="websocket") as client:
+    async with Listener(server.url, transport="websocket") as client:
         long = await client.speak("500hz 20s")
         await asyncio.sleep(1.0)
         cancelled_at = time.monotonic()
@@ -179,7 +184,7 @@ async def test_client_notices_a_frozen_server_and_resumes_when_it_is_back(
     start_server: StartServer,
 ) -> None:
     server = await start_server(heartbeat_interval_s=0.5, heartbeat_timeout_s=0.5)
-    async with VoiceClient(server.url) as client:
+    async with Listener(server.url) as client:
         utterance = await client.speak("framecode 4s")
         await asyncio.sleep(1.0)
         os.kill(server.process.pid, signal.SIGSTOP)  # the server stops answering, socket open
@@ -190,16 +195,23 @@ async def test_client_notices_a_frozen_server_and_resumes_when_it_is_back(
         await client.wait_for_state("connected", timeout=30)
         assert client.welcome["resumed"]
         await played_out(client, utterance)
+    assert {error["code"] for error in client.errors} == {"WEBSOCKET_CONNECTION_FAILED"}
     playback = unwrap(symbols(client.recording.pcm))
     assert playback.covered == set(range(200)) and not playback.skipped
 
 
 async def test_client_gives_up_after_max_attempts(start_server: StartServer) -> None:
     server = await start_server()
-    async with VoiceClient(server.url, max_attempts=2) as client:
+    async with Listener(server.url, max_attempts=2) as client:
         await server.stop()
         await client.wait_for_state("failed", timeout=20)
-    assert client.states[-4:] == ["reconnecting 1/2", "reconnecting 2/2", "failed", "closed"]
+    assert [(s.state, s.attempt, s.max_attempts) for s in client.states[-4:]] == [
+        ("reconnecting", 1, 2),
+        ("reconnecting", 2, 2),
+        ("failed", None, None),
+        ("closed", None, None),
+    ]
+    assert isinstance(client.states[-2].error, OSError)  # why it failed: nobody listens there
 
 
 def test_backoff_is_exponential_with_full_jitter_and_capped() -> None:

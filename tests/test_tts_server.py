@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 from server import build_app
 from tests.conftest import RunningServer, StartServer
 from tests.fake_cartesia import Behaviour, FakeCartesia, word_hz, word_seconds
+from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms, voiced_span
 from voice_rtc.audio import SAMPLE_RATE
-from voice_rtc.client import VoiceClient
 from voice_rtc.config import load_settings
 
 
@@ -60,7 +60,7 @@ async def test_speech_from_cartesia_reaches_the_listener_exactly(
     start_server: StartServer, fake: FakeCartesia, http: aiohttp.ClientSession
 ) -> None:
     server = await cartesia_server(start_server, fake)
-    async with VoiceClient(server.url, transport="websocket") as client:
+    async with Listener(server.url, transport="websocket") as client:
         await client.say("Hello there, friend.")
     words = ["Hello", "there,", "friend."]
     # Each word is a tone naming its place in the request: all three, in order, each once.
@@ -78,7 +78,7 @@ async def test_an_agent_streaming_text_is_spoken_sentence_by_sentence(
     start_server: StartServer, fake: FakeCartesia
 ) -> None:
     server = await cartesia_server(start_server, fake)
-    async with VoiceClient(server.url, transport="websocket") as client:
+    async with Listener(server.url, transport="websocket") as client:
         utterance = await client.speak("Hello the", final=False)
         await client.speak("re. How are", utterance_id=utterance, final=False)
         await asyncio.sleep(0.3)
@@ -94,7 +94,7 @@ async def test_when_cartesia_keeps_failing_the_breaker_opens_and_the_embedded_vo
 ) -> None:
     server = await cartesia_server(start_server, fake, breaker_failure_threshold=2)
     fake.plan = [Behaviour(status=503)] * 20
-    async with VoiceClient(server.url, transport="websocket") as client:
+    async with Listener(server.url, transport="websocket") as client:
         for _ in range(2):
             ended = await client.say("Are you there?")
             assert ended["reason"] == "done"
@@ -123,7 +123,7 @@ class BrokenVoice:
 async def test_speech_that_cannot_be_made_ends_failed_with_a_clear_error() -> None:
     settings = load_settings({}, ["--tts", "tone"])
     async with TestServer(build_app(settings, tts=BrokenVoice()), host="127.0.0.1") as test_server:
-        async with VoiceClient(str(test_server.make_url("/")), transport="websocket") as client:
+        async with Listener(str(test_server.make_url("/")), transport="websocket") as client:
             ended = await client.say("Hello.")
             assert ended["reason"] == "failed"
             for _ in range(50):

@@ -27,6 +27,7 @@ from tests.browser import chromium as launch_chromium
 from tests.browser import echo_console, poll
 from tests.conftest import RunningServer, StartServer
 from tests.coturn import Coturn, running_coturn, turn_allocation
+from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, voiced_span
 from voice_rtc.client import VoiceClient
 from voice_rtc.transports.webrtc import use_host_addresses
@@ -118,14 +119,14 @@ async def test_relay_only_client_hears_the_tone_through_coturn(
     start_server: StartServer, coturn: Coturn
 ) -> None:
     server = await start_with_turn(start_server, coturn)
-    client = VoiceClient(server.url, relay_only=True, token=token())
+    client = Listener(server.url, relay_only=True, token=token())
     try:
         try:
             await client.connect()
         except TimeoutError:
             pytest.fail(f"no connection through the relay in 10 s\n{coturn.log_tail()}")
         username = turn_entry(client.welcome)["username"]
-        pc = client._link.pc  # type: ignore[union-attr]
+        pc = client.pc
         assert pc is not None
         offered = [line for line in pc.localDescription.sdp.splitlines() if "a=candidate" in line]
         await client.say("440hz 2s")

@@ -8,10 +8,10 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
 from tests.conftest import RunningServer, StartServer
+from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms, voiced_span
 from tests.test_clock import FakeClock
 from voice_rtc.audio import SAMPLE_RATE
-from voice_rtc.client import VoiceClient
 from voice_rtc.clock import Ticker
 from voice_rtc.opus import OpusSettings, silent_packet
 from voice_rtc.playout import Frame
@@ -85,7 +85,7 @@ def test_a_played_rtp_timestamp_names_the_frame_sent_in_its_slot() -> None:
 
 
 async def test_tone_arrives_at_its_frequency_and_duration(server: RunningServer) -> None:
-    async with VoiceClient(server.url) as client:
+    async with Listener(server.url) as client:
         ended = await client.say("660hz 3s")
         assert ended["reason"] == "done"
         assert ended["frames"] == 151  # 3 s of tone, then 7 ms for the codec's look-ahead
@@ -97,7 +97,7 @@ async def test_tone_arrives_at_its_frequency_and_duration(server: RunningServer)
 
 async def test_espeak_speaks_a_sentence(start_server: StartServer) -> None:
     server = await start_server(tts="espeak")
-    async with VoiceClient(server.url) as client:
+    async with Listener(server.url) as client:
         await client.say("The quick brown fox jumps over the lazy dog.")
     start, end = voiced_span(client.recording.pcm, threshold=500)
     speech = client.recording.pcm[int(start * SAMPLE_RATE) * 2 : int(end * SAMPLE_RATE) * 2]
@@ -107,7 +107,7 @@ async def test_espeak_speaks_a_sentence(start_server: StartServer) -> None:
 
 
 async def test_utterances_play_in_order(server: RunningServer) -> None:
-    async with VoiceClient(server.url) as client:
+    async with Listener(server.url) as client:
         first = await client.speak("440hz 0.5s")
         second = await client.speak("880hz 0.5s")
         await client.wait_for_event("utterance_ended", second)

@@ -196,6 +196,17 @@ class Settings(BaseModel):
     jwt_public_key_file: OptionalFile = setting("", "a PEM public key: verify RS256 tokens instead")
     jwt_audience: str = setting("voice-rtc", "the `aud` tokens must carry")
     jwt_issuer: str = setting("", "the `iss` tokens must carry", shown="*(unchecked)*")
+    service_api_key: str = setting(
+        "",
+        "an app backend's key (32+ characters) for `POST /api/sessions` and the agent channel, "
+        "as `Authorization: Bearer` (a token with `role: service` works too)",
+        secret=True,
+    )
+    session_token_ttl_s: int = setting(
+        3600,
+        "how long the listener and agent tokens that `POST /api/sessions` hands out stay valid",
+        ge=60,
+    )
     allowed_origins: str = setting(
         "",
         "comma-separated origins allowed to open the WebSocket besides pages served from here",
@@ -421,8 +432,9 @@ class Settings(BaseModel):
                 "VOICE_RTC_JWT_SECRET (HS256) or VOICE_RTC_JWT_PUBLIC_KEY_FILE (RS256); without "
                 "either, only a loopback address is allowed (dev mode)"
             )
-        if self.jwt_secret and len(self.jwt_secret) < 32:
-            problems.append("VOICE_RTC_JWT_SECRET must be at least 32 characters")
+        for secret in ("jwt_secret", "service_api_key"):
+            if 0 < len(getattr(self, secret)) < 32:
+                problems.append(f"{SPECS_BY_NAME[secret].env} must be at least 32 characters")
         if problems:
             raise ValueError("; ".join(problems))
         return self

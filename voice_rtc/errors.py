@@ -73,6 +73,7 @@ class ErrorCode(StrEnum):
     SERVER_DRAINING = "SERVER_DRAINING"
     TTS_SERVICE_UNAVAILABLE = "TTS_SERVICE_UNAVAILABLE"
     AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
+    FORBIDDEN = "FORBIDDEN"
     ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
     RATE_LIMIT_EXCEEDED = "RATE_LIMIT_EXCEEDED"
     WEBSOCKET_CONNECTION_FAILED = "WEBSOCKET_CONNECTION_FAILED"
@@ -126,6 +127,9 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ),
     ErrorCode.AUTHENTICATION_FAILED: _info(
         _E, Category.AUTH, Action.SIGN_IN, "Your sign-in is not valid; please sign in again."
+    ),
+    ErrorCode.FORBIDDEN: _info(
+        _E, Category.AUTH, _FIX, "This sign-in may not do that.", recoverable=False
     ),
     ErrorCode.ORIGIN_NOT_ALLOWED: _info(
         _E, Category.AUTH, _FIX, "This page may not use the service.", recoverable=False

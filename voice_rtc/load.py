@@ -3,11 +3,12 @@
 An event loop that paces audio for everyone is full well before its CPU reads 100%: past that
 every listener's frames go late together. So admission is decided on what the loop itself
 shows: the share of the loop thread's time spent working (its CPU time over wall time) and how
-late the clock's ticks left, over the last couple of seconds. Lateness counts only while this
-process is busy itself (half a core or more): a machine starved by others is no reason to turn
-listeners away. Sessions admitted since the last measurement count at the cost the measured ones
-have, so a burst of newcomers cannot all slip in before the measurement catches up with them.
-`max_sessions` stays a hard upper bound.
+late the clock's ticks left (the 90th percentile: an overloaded loop is late tick after tick,
+where a garbage collection or a burst is late once), over the last couple of seconds. Lateness
+counts only while this process is busy itself (half a core or more): a machine starved by
+others is no reason to turn listeners away. Sessions admitted since the last measurement count
+at the cost the measured ones have, so a burst of newcomers cannot all slip in before the
+measurement catches up with them. `max_sessions` stays a hard upper bound.
 """
 
 import asyncio
@@ -23,6 +24,7 @@ WINDOW_SAMPLES: Final = 4  # two seconds
 DEFAULT_STREAM_COST: Final = 0.004  # share of the loop a speaking stream takes, until measured
 RETRY_AFTER_S: Final = 5.0  # what a refused client is told to wait: load changes in seconds
 MIN_LATENESS_SAMPLES: Final = 50  # a second of ticks before lateness says anything
+LATENESS_QUANTILE: Final = 0.9
 BUSY_ENOUGH_TO_BLAME: Final = 0.5  # of a core: lateness below it is someone else's doing
 
 
@@ -74,7 +76,7 @@ class LoadMonitor:
         return {
             "loop_percent": round(self.utilization * 100, 1),
             "process_percent": round(self.process_utilization * 100, 1),
-            "lateness_p99_ms": round(self.lateness_p99_s * 1000, 2),
+            "lateness_p90_ms": round(self.lateness_s * 1000, 2),
             "recently_admitted": len(self._admitted),
         }
 
@@ -83,15 +85,17 @@ class LoadMonitor:
         self._lateness.append(seconds)
 
     @property
-    def lateness_p99_s(self) -> float:
+    def lateness_s(self) -> float:
+        """The ticks' lateness over the window, at its 90th percentile: an overloaded loop is
+        late tick after tick, where a garbage collection or a burst is late once."""
         if len(self._lateness) < MIN_LATENESS_SAMPLES:
             return 0.0
         ordered = sorted(self._lateness)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return ordered[int(LATENESS_QUANTILE * (len(ordered) - 1))]
 
     def check(self, newcomers: int = 0) -> Verdict:
         """Is there room here (for `newcomers` more sessions)?"""
-        late = self.lateness_p99_s > self._max_lateness_s
+        late = self.lateness_s > self._max_lateness_s
         if late and self.process_utilization >= BUSY_ENOUGH_TO_BLAME:
             return Verdict("late", RETRY_AFTER_S)
         now = self._wall_time()
@@ -100,12 +104,10 @@ class LoadMonitor:
         projected = self.busy + (len(self._admitted) + newcomers) * self.stream_cost
         return Verdict("busy", RETRY_AFTER_S) if projected > self._max_utilization else ROOM
 
-    def admit(self) -> Verdict:
-        """May one more session start here? If so, it is counted as admitted."""
-        verdict = self.check(newcomers=1)
-        if verdict is ROOM:
-            self._admitted.append(self._wall_time())
-        return verdict
+    def admitted(self) -> None:
+        """A session started here (after `check` said there was room): count it until the
+        measurement sees what it costs."""
+        self._admitted.append(self._wall_time())
 
     def sample(self) -> None:
         """Take one measurement: the loop thread's CPU share since the last one."""

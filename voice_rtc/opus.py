@@ -82,7 +82,8 @@ def _resampler_lag(from_rate: int, from_samples: int, to_rate: int) -> int:
 
 
 class _Rechunker:
-    """Resamples a stream of frames, giving back exactly one frame of `out_samples` per frame."""
+    """Resamples a stream of frames, giving back exactly one frame of `out_samples` per frame
+    in (a batch of them per call: one call into libswresample for the lot)."""
 
     def __init__(self, from_rate: int, from_samples: int, to_rate: int, out_samples: int) -> None:
         self._from_rate = from_rate
@@ -90,12 +91,17 @@ class _Rechunker:
         self._out_bytes = out_samples * SAMPLE_WIDTH
         self._pending = bytearray(_resampler_lag(from_rate, from_samples, to_rate) * SAMPLE_WIDTH)
 
-    def push(self, pcm: bytes) -> bytes:
+    def push(self, pcm: bytes, frames: int = 1) -> list[bytes]:
+        """`pcm` holding `frames` frames in: as many frames out."""
         for out in self._resampler.resample(_pcm_frame(pcm, self._from_rate)):
             self._pending += bytes(out.planes[0])[: out.samples * SAMPLE_WIDTH]
-        chunk = bytes(self._pending[: self._out_bytes]).ljust(self._out_bytes, b"\0")
-        del self._pending[: self._out_bytes]
-        return chunk
+        size = self._out_bytes
+        chunks = [
+            bytes(self._pending[i * size : (i + 1) * size]).ljust(size, b"\0")
+            for i in range(frames)
+        ]
+        del self._pending[: frames * size]
+        return chunks
 
 
 class OpusFrameEncoder:
@@ -120,8 +126,8 @@ class OpusFrameEncoder:
 
     def encode(self, frames: Sequence[bytes]) -> list[bytes]:
         packets = []
-        for pcm in frames:
-            frame = _pcm_frame(self._rechunker.push(pcm), OPUS_RATE)
+        for pcm in self._rechunker.push(b"".join(frames), len(frames)):
+            frame = _pcm_frame(pcm, OPUS_RATE)
             frame.pts = self._pts
             self._pts += OPUS_FRAME_SAMPLES
             encoded = self._context.encode(frame)
@@ -183,7 +189,7 @@ class FrameDecoder:
             for f in self._context.decode(av.Packet(packet))
             if isinstance(f, AudioFrame)
         )
-        return self._rechunker.push(pcm or bytes(DECODE_RATE * FRAME_MS // 1000 * SAMPLE_WIDTH))
+        return self._rechunker.push(pcm or bytes(DECODE_RATE * FRAME_MS // 1000 * SAMPLE_WIDTH))[0]
 
 
 class PassthroughCodec:

@@ -15,21 +15,22 @@ of sending audio nobody may hear, so a dead transport costs at most one window o
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from . import metrics
-from .audio import FRAME_BYTES, SAMPLE_WIDTH, Reframer
+from .audio import FRAME_BYTES, FRAME_MS, SAMPLE_WIDTH, Reframer
 from .opus import Codec, FrameEncoder
-from .tts.base import Retract, TTSProvider
-from .utterance import Utterance, UtteranceClosed
+from .tts.base import Retract, TTSProvider, WordMark
+from .utterance import Sentence, Utterance, UtteranceClosed, Word
 
 log = logging.getLogger(__name__)
 
 BATCH_FRAMES = 25  # frames encoded per call: 0.5 s of audio, a few ms of work off the loop
 URGENT_BELOW_FRAMES = 10  # an utterance with less encoded ahead has its batches encoded first
+ENDED_MEMORY = 16  # utterances whose heard text can still be asked for once they have ended
 RETRACT_FRAMES = 25  # audio kept as PCM after encoding, for a provider taking back a word
 # A decoder that starts in the middle of a stream garbles its first frame or two (Opus keeps
 # state between frames). After a rewind the new transport first gets the two frames the
@@ -54,6 +55,22 @@ class EndReason(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class UtteranceQueued:
+    utterance_id: int
+    text: str  # what came with it (more may follow, unless final)
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceWords:
+    """Words whose place in the audio became known: for captions that follow the voice."""
+
+    utterance_id: int
+    text: str  # all of the utterance's text so far (the words are spans of it)
+    words: tuple[Word, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UtteranceStarted:
     utterance_id: int
     seq: int
@@ -68,7 +85,23 @@ class UtteranceEnded:
     text: str  # all of it, for captions of text that arrived in pieces
 
 
-PlayoutEvent = UtteranceStarted | UtteranceEnded
+PlayoutEvent = UtteranceQueued | UtteranceStarted | UtteranceWords | UtteranceEnded
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What the listener played of an utterance, as far as it has reported."""
+
+    utterance_id: int
+    text: str  # the utterance's text up to the end of the last word begun
+    words: int  # how many words that is
+    frames: int  # frames played
+    complete: bool  # every frame handed out was reported played
+    timed: bool  # the voice timed its words (without, `text` is empty: only the duration is known)
+
+    @property
+    def position_ms(self) -> int:
+        return self.frames * FRAME_MS
 
 
 class PlayoutFull(Exception):
@@ -119,8 +152,13 @@ class Playout:
         self._worker: asyncio.Task[None] | None = None
         self._resume_window = resume_window
         self._unacknowledged: deque[Frame] = deque()  # handed out, not known to be played
+        self._cancelled_in_flight: deque[Frame] = deque()  # the same, of cancelled utterances
         self._replay: deque[Frame] = deque()  # to hand out again, after a rewind
         self._played: deque[Frame] = deque(maxlen=PREROLL_FRAMES)  # acknowledged last
+        # For what each utterance's listener heard: the last frame played of each, and the
+        # utterances that have ended (a few: the heard text is asked for right after).
+        self._played_upto: dict[int, int] = {}
+        self._ended: OrderedDict[int, Utterance] = OrderedDict()
         self._acknowledging = False  # the current transport reports what the listener played
         self.underruns = 0
         self.held = 0  # ticks of silence because the listener stopped acknowledging
@@ -146,6 +184,7 @@ class Playout:
         utterance = Utterance(self._next_id, text, final, self._max_pending_chars)
         self._next_id += 1
         self._queue.append(utterance)
+        self._on_event(UtteranceQueued(utterance.id, text, final))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._synthesize_queue(), name="playout-synthesis")
         return utterance.id
@@ -163,7 +202,9 @@ class Playout:
         cancelled = list(self._queue)
         self._queue.clear()
         self._buffered = 0
-        self._unacknowledged.clear()
+        # Frames on their way are not sent again, but the listener may still play them: its
+        # reports of them say what it heard of the cancelled utterance.
+        self._cancelled_in_flight, self._unacknowledged = self._unacknowledged, deque()
         self._replay.clear()
         self._played.clear()
         for utterance in cancelled:
@@ -186,8 +227,14 @@ class Playout:
             frame = self._unacknowledged.popleft()
             if not frame.preroll:
                 self._played.append(frame)
+                self._played_upto[frame.utterance_id] = frame.index
         while self._replay and self._replay[0].seq <= seq:
             self._replay.popleft()
+        cancelled = self._cancelled_in_flight
+        while cancelled and cancelled[0].seq <= seq:
+            frame = cancelled.popleft()
+            if not frame.preroll:
+                self._played_upto[frame.utterance_id] = frame.index
 
     def rewind(self) -> int:
         """Hand out again every frame not acknowledged, before anything new; returns how many.
@@ -216,6 +263,18 @@ class Playout:
             head is not None and head.id == played.utterance_id and head.played == played.index + 1
         )
 
+    def heard(self, utterance_id: int) -> Heard | None:
+        """What the listener has reported playing of this utterance (None: not known here)."""
+        utterance = self._ended.get(utterance_id) or next(
+            (u for u in self._queue if u.id == utterance_id), None
+        )
+        if utterance is None:
+            return None
+        last = self._played_upto.get(utterance_id, -1)
+        text, words = utterance.heard(last)
+        timed = bool(utterance.words)  # a voice without word timings (the tone): duration only
+        return Heard(utterance_id, text, words, last + 1, last + 1 >= utterance.played, timed)
+
     def _remember(self, frame: Frame) -> Frame:
         self._unacknowledged.append(frame)
         if len(self._unacknowledged) > self._resume_window:
@@ -242,6 +301,11 @@ class Playout:
         self._queue.clear()
 
     def _end(self, utterance: Utterance, reason: EndReason) -> None:
+        self._ended[utterance.id] = utterance
+        utterance.frames.clear()
+        while len(self._ended) > ENDED_MEMORY:
+            gone, _ = self._ended.popitem(last=False)
+            self._played_upto.pop(gone, None)
         self._on_event(UtteranceEnded(utterance.id, utterance.played, reason, utterance.text))
 
     def _play(self, utterance: Utterance) -> Frame:
@@ -290,9 +354,13 @@ class Playout:
         async for sentence in utterance.sentences():
             if first_request is None:
                 first_request = time.monotonic()
+            start = utterance.samples  # where this sentence's audio begins
             utterance.in_synthesis = True
             try:
-                async for item in self._tts.synthesize(sentence):
+                async for item in self._tts.synthesize(sentence.text):
+                    if isinstance(item, WordMark):
+                        self._mark(utterance, sentence, start, item)
+                        continue
                     if isinstance(item, Retract):
                         self._retract(utterance, encoding, item.byte_count)
                         continue
@@ -301,10 +369,32 @@ class Playout:
                         metrics.TTS_FIRST_AUDIO.labels(self._tts.name).observe(
                             time.monotonic() - first_request
                         )
+                    utterance.samples += len(item) // SAMPLE_WIDTH
+                    self._publish_words(utterance)
                     await self._encode(utterance, encoding, list(encoding.reframer.push(item)))
                     await self._wait_for_room()
             finally:
                 utterance.in_synthesis = False
+            self._publish_words(utterance)
+
+    def _mark(self, utterance: Utterance, sentence: Sentence, start: int, mark: WordMark) -> None:
+        if mark.index >= len(sentence.spans):
+            return  # a provider's word we cannot place in the text: no caption for it
+        begin, end = sentence.spans[mark.index]
+        words = utterance.words
+        if words and (words[-1].start >= begin or words[-1].sample > start + mark.sample):
+            return  # marked already (a retried request says its words again), or out of order
+        words.append(Word(begin, end, start + mark.sample))
+
+    def _publish_words(self, utterance: Utterance) -> None:
+        """Tell the words timed since last time (once their audio exists: a retract may yet
+        take back a word marked ahead of its audio)."""
+        new = [
+            w for w in utterance.words[utterance.words_published :] if w.sample < utterance.samples
+        ]
+        if new:
+            utterance.words_published += len(new)
+            self._on_event(UtteranceWords(utterance.id, utterance.text, tuple(new)))
 
     async def _encode(self, utterance: Utterance, encoding: _Encoding, frames: list[bytes]) -> None:
         """Encode in batches, each playable as soon as it is done."""
@@ -329,6 +419,7 @@ class Playout:
             taken += 1
         if taken:
             encoding.restart()
+        utterance.take_back((byte_count - left) // SAMPLE_WIDTH)
         if left:
             log.warning("retract_too_late", extra={"utterance_id": utterance.id, "bytes": left})
 

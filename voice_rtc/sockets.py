@@ -11,6 +11,7 @@ happens after the headers is the application's to time (bodies, the WebSocket's 
 
 import asyncio
 import logging
+import random
 import resource
 from collections.abc import Callable
 from typing import Final
@@ -59,7 +60,7 @@ class ConnectionGuard:
             self.refused += 1
             OVER_LIMIT.info("connection_refused", limit=self.max_connections)
             return _Refused()
-        return _Guarded(self, self._handler_factory())
+        return _Guarded(self, self._handler_factory)
 
 
 class _Refused(asyncio.Protocol):
@@ -68,11 +69,16 @@ class _Refused(asyncio.Protocol):
 
 
 class _Guarded(asyncio.Protocol):
-    """aiohttp's handler, watched until its first request's headers are in."""
+    """A connection, watched until its first request's headers are in. aiohttp's handler is
+    made only once the client sends something: a socket that never does (thousands, in an
+    attack) then costs a transport and a timer, not a request handler and its task."""
 
-    def __init__(self, guard: ConnectionGuard, handler: asyncio.Protocol) -> None:
+    def __init__(
+        self, guard: ConnectionGuard, make_handler: Callable[[], asyncio.Protocol]
+    ) -> None:
         self._guard = guard
-        self._handler = handler
+        self._make_handler = make_handler
+        self._handler: asyncio.Protocol | None = None
         self._transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""  # the last bytes seen, for a header end split between reads
@@ -81,10 +87,16 @@ class _Guarded(asyncio.Protocol):
         self._guard.open += 1
         self._transport = transport
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._guard._header_timeout_s, self._too_slow)
-        self._handler.connection_made(transport)
+        # Spread a little, so that sockets opened together do not all time out in one turn
+        # of the loop.
+        timeout = self._guard._header_timeout_s * random.uniform(1.0, 1.25)
+        self._timer = loop.call_later(timeout, self._too_slow)
 
     def data_received(self, data: bytes) -> None:
+        if self._handler is None:
+            assert self._transport is not None
+            self._handler = self._make_handler()
+            self._handler.connection_made(self._transport)
         if self._timer is not None:
             if HEADERS_END in self._tail + data:
                 self._timer.cancel()
@@ -94,19 +106,22 @@ class _Guarded(asyncio.Protocol):
         self._handler.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self._handler.eof_received()
+        return self._handler.eof_received() if self._handler else None
 
     def pause_writing(self) -> None:
-        self._handler.pause_writing()
+        if self._handler is not None:
+            self._handler.pause_writing()
 
     def resume_writing(self) -> None:
-        self._handler.resume_writing()
+        if self._handler is not None:
+            self._handler.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._guard.open -= 1
         if self._timer is not None:
             self._timer.cancel()
-        self._handler.connection_lost(exc)
+        if self._handler is not None:
+            self._handler.connection_lost(exc)
 
     def _too_slow(self) -> None:
         self._timer = None

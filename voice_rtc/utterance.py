@@ -1,4 +1,5 @@
-"""One utterance: text that may still be arriving (an LLM's tokens), and its frames so far."""
+"""One utterance: text that may still be arriving (an LLM's tokens), its frames so far, and
+where in its audio each word begins (what turns a played position into the text heard)."""
 
 import asyncio
 import logging
@@ -6,6 +7,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from .audio import FRAME_SAMPLES
 from .tts.sentences import complete_sentences
 
 log = logging.getLogger(__name__)
@@ -15,12 +17,42 @@ log = logging.getLogger(__name__)
 OPEN_IDLE_S = 10.0
 
 
+def _locate(text: str, words: list[str], cursor: int) -> list[tuple[int, int]]:
+    spans = []
+    for word in words:
+        start = text.find(word, cursor)
+        start = cursor if start < 0 else start  # cannot happen: sentences are cut from the text
+        spans.append((start, start + len(word)))
+        cursor = start + len(word)
+    return spans
+
+
 class UtteranceClosed(Exception):
     """Text for an utterance that is finished (or unknown, or cancelled)."""
 
 
 class PendingTextFull(Exception):
     """More text waiting for synthesis than an utterance may hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A sentence to synthesize, and where each of its words (`text.split()`) is in the
+    utterance's text."""
+
+    text: str
+    spans: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    start: int  # characters into the utterance's text
+    end: int
+    sample: int  # where its audio begins, in samples from the utterance's first
+
+    @property
+    def frame(self) -> int:
+        return self.sample // FRAME_SAMPLES
 
 
 @dataclass(eq=False)
@@ -34,7 +66,11 @@ class Utterance:
     failed: bool = False
     played: int = 0
     in_synthesis: bool = False  # a sentence of it is with the provider now
+    samples: int = 0  # of audio made so far (and not taken back)
+    words: list[Word] = field(default_factory=list)  # timed so far, in order
+    words_published: int = 0  # of them, told to listeners
     _pending: str = ""  # received, not yet handed to synthesis
+    _cursor: int = 0  # where in `text` the next sentence's words are to be found
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -46,6 +82,14 @@ class Utterance:
         text that has not come."""
         return self.final or bool(self.frames) or self.in_synthesis or bool(self._pending.strip())
 
+    def _spans(self, sentence: str) -> list[tuple[int, int]]:
+        # Sentences are the text re-spaced (runs of whitespace become one space): find each
+        # word in the text itself, in order, from where the last sentence ended.
+        spans = _locate(self.text, sentence.split(), self._cursor)
+        if spans:
+            self._cursor = spans[-1][1]
+        return spans
+
     def add_text(self, text: str, final: bool) -> None:
         if self.final:
             raise UtteranceClosed(f"utterance {self.id} is finished")
@@ -56,7 +100,20 @@ class Utterance:
         self.final = final
         self._arrived.set()
 
-    async def sentences(self) -> AsyncIterator[str]:
+    def heard(self, last_frame: int) -> tuple[str, int]:
+        """What a listener who played frames up to `last_frame` heard: the text up to the end
+        of the last word begun by then, and how many words that is."""
+        begun = [w for w in self.words if w.frame <= last_frame]
+        return (self.text[: begun[-1].end], len(begun)) if begun else ("", 0)
+
+    def take_back(self, samples: int) -> None:
+        """The newest `samples` of audio were withdrawn: so are the words that began in them."""
+        self.samples -= samples
+        while self.words and self.words[-1].sample >= self.samples:
+            self.words.pop()
+        self.words_published = min(self.words_published, len(self.words))
+
+    async def sentences(self) -> AsyncIterator[Sentence]:
         """Each sentence once it is complete, until the utterance is final and all spoken."""
         while True:
             # Clear first and decide on a snapshot: text may arrive while a sentence is out.
@@ -64,7 +121,7 @@ class Utterance:
             final = self.final
             ready, self._pending = complete_sentences(self._pending, final)
             for sentence in ready:
-                yield sentence
+                yield Sentence(sentence, self._spans(sentence))
             if final:
                 return
             if not self._arrived.is_set():

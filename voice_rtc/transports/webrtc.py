@@ -108,6 +108,17 @@ class _Run:
     length: int
 
 
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """A stretch of speech began at this RTP timestamp with this frame: what a listener needs
+    to tell which frame (and so which word) it is playing from the RTP timestamp it plays."""
+
+    rtp_timestamp: int
+    seq: int
+    utterance_id: int
+    index: int
+
+
 class SentFrames:
     """Which speech frame went out in which slot, for the last `memory` runs of them: what
     maps a listener's played RTP timestamp back to a frame. Runs, not a pair per frame, because
@@ -116,12 +127,14 @@ class SentFrames:
     def __init__(self, memory: int = 64) -> None:
         self._runs: deque[_Run] = deque(maxlen=memory)
 
-    def add(self, slot: int, seq: int) -> None:
+    def add(self, slot: int, seq: int) -> bool:
+        """Note a frame sent; True if it starts a new run."""
         last = self._runs[-1] if self._runs else None
         if last and slot == last.first_slot + last.length and seq == last.first_seq + last.length:
             last.length += 1
-        else:
-            self._runs.append(_Run(slot, seq, 1))
+            return False
+        self._runs.append(_Run(slot, seq, 1))
+        return True
 
     def last_seq_at(self, slot: int) -> int | None:
         """The seq of the last speech frame sent in `slot` or before it."""
@@ -160,7 +173,8 @@ class PacketTrack(MediaStreamTrack):
         self._last_pts: int | None = None  # of the packet recv() returned last
         self._rtp_origin: int | None = None
         self.sent = SentFrames()
-        self.on_frame: Callable[[Frame | None], None] = lambda _frame: None
+        self._untold: deque[tuple[int, Frame]] = deque(maxlen=16)  # runs begun, slot and frame
+        self.on_run_start: Callable[[RunStart], None] = lambda _run: None
 
     def bind(self, sender: RTCRtpSender) -> None:
         self._sender = sender
@@ -189,7 +203,9 @@ class PacketTrack(MediaStreamTrack):
         frame = self._source.next_frame()
         if frame is not None:
             self._silent_slots = 0
-            self.sent.add(slot, frame.seq)
+            if self.sent.add(slot, frame.seq):
+                self._untold.append((slot, frame))
+                self._tell_runs()
             payload = frame.packet
             metrics.COUNTERS.frames["webrtc", "speech"] += 1
         else:
@@ -208,7 +224,6 @@ class PacketTrack(MediaStreamTrack):
         self._due.append(packet)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
-        self.on_frame(frame)
 
     def stop(self) -> None:
         super().stop()
@@ -234,6 +249,16 @@ class PacketTrack(MediaStreamTrack):
         if isinstance(last_sent, int):
             last_ticks = self._last_pts * RTP_TICKS_PER_FRAME // FRAME_SAMPLES
             self._rtp_origin = (last_sent - last_ticks) % 2**32
+            self._tell_runs()
+
+    def _tell_runs(self) -> None:
+        """Say where runs of speech began, once the RTP origin is known."""
+        if self._rtp_origin is None:
+            return
+        while self._untold:
+            slot, frame = self._untold.popleft()
+            rtp = (self._rtp_origin + slot * RTP_TICKS_PER_FRAME) % 2**32
+            self.on_run_start(RunStart(rtp, frame.seq, frame.utterance_id, frame.index))
 
 
 RTP_TIMESTAMP_ATTRIBUTE: Final = "_RTCRtpSender__rtp_timestamp"

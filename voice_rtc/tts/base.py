@@ -16,8 +16,23 @@ class Retract:
     byte_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class WordMark:
+    """Word `index` of the text `synthesize` was given (its whitespace-separated words, from
+    0) begins `sample` samples into the audio that call has handed over. From the provider's
+    own word timings (eSpeak NG's word events, Cartesia's timestamps): what turns a played
+    position into the words the listener heard."""
+
+    index: int
+    sample: int
+
+
+Speech = bytes | Retract | WordMark
+
+
 class TTSProvider(Protocol):
-    """Text in, 22050 Hz s16le mono PCM out, as an async iterator of chunks of any size.
+    """Text in, 22050 Hz s16le mono PCM out, as an async iterator of chunks of any size, with
+    word marks where the provider knows its words' timings (before or after their audio).
 
     The first chunk should come as soon as the provider has it: playout starts on it.
     Closing the iterator early (cancel, barge-in) must stop the synthesis behind it.
@@ -25,7 +40,7 @@ class TTSProvider(Protocol):
 
     name: str
 
-    def synthesize(self, text: str) -> AsyncIterator[bytes | Retract]: ...
+    def synthesize(self, text: str) -> AsyncIterator[Speech]: ...
 
     def status(self) -> dict[str, Any]:
         """What operators should see of it (in /ready)."""

@@ -8,7 +8,9 @@ Closing the iterator aborts the sentence.
 """
 
 import asyncio
+import bisect
 import ctypes
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +18,11 @@ from typing import Any
 
 import espeakng_loader
 
-from ..audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE, SAMPLE_WIDTH
+from .base import Speech, WordMark
 from .sentences import split_sentences
+
+_WORD = re.compile(r"\S+")
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2  # the callback runs inside espeak_Synth, on the calling thread
 _CHARS_UTF8 = 1
@@ -25,8 +30,27 @@ _POS_CHARACTER = 1
 _RATE = 1  # espeakRATE parameter: words per minute
 _BUFFER_MS = 200  # audio per callback: the first chunk covers the rest of the sentence's making
 
+_EVENT_LIST_TERMINATED = 0
+_EVENT_WORD = 1
+
+
+class _Event(ctypes.Structure):
+    """espeak_EVENT (speak_lib.h): what the library reports beside each chunk of audio."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # characters, from 1
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # ms
+        ("sample", ctypes.c_int),  # samples from the start of the text's audio
+        ("user_data", ctypes.c_void_p),
+        ("id", ctypes.c_int64),  # a union of a number, a name and a string pointer
+    ]
+
+
 _SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
 
 
@@ -62,18 +86,36 @@ class _Engine:
         lib.espeak_SetParameter(_RATE, words_per_minute, 0)
         self._lib = lib
         self._on_chunk: Callable[[bytes], None] = lambda _: None
+        self._on_word: Callable[[int, int], None] = lambda _position, _sample: None
         self._abort = threading.Event()
         # Keep a reference: ctypes callbacks are freed when their Python object is.
         self._callback = _SynthCallback(self._receive)
         lib.espeak_SetSynthCallback(self._callback)
 
-    def _receive(self, wav: "ctypes._Pointer[ctypes.c_short]", samples: int, _events: int) -> int:
+    def _receive(
+        self,
+        wav: "ctypes._Pointer[ctypes.c_short]",
+        samples: int,
+        events: "ctypes._Pointer[_Event]",
+    ) -> int:
+        i = 0
+        while events and (event := events[i]).type != _EVENT_LIST_TERMINATED:
+            if event.type == _EVENT_WORD:
+                self._on_word(event.text_position - 1, event.sample)
+            i += 1
         if samples > 0 and wav:
             self._on_chunk(ctypes.string_at(wav, samples * 2))
         return 1 if self._abort.is_set() else 0
 
-    def synth(self, text: str, on_chunk: Callable[[bytes], None], abort: threading.Event) -> None:
-        self._on_chunk, self._abort = on_chunk, abort
+    def synth(
+        self,
+        text: str,
+        on_chunk: Callable[[bytes], None],
+        on_word: Callable[[int, int], None],
+        abort: threading.Event,
+    ) -> None:
+        """Speak `text`: audio to `on_chunk`, (character, sample) of each word to `on_word`."""
+        self._on_chunk, self._on_word, self._abort = on_chunk, on_word, abort
         data = text.encode()
         status = self._lib.espeak_Synth(
             data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
@@ -89,40 +131,55 @@ class EspeakProvider:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak")
         self._engine = self._executor.submit(_Engine, voice, words_per_minute).result()
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str) -> AsyncIterator[Speech]:
+        words_before = samples_before = 0
         for sentence in split_sentences(text):
-            async for chunk in self._synthesize_sentence(sentence):
-                yield chunk
+            async for item in self._synthesize_sentence(sentence):
+                if isinstance(item, WordMark):
+                    item = WordMark(words_before + item.index, samples_before + item.sample)
+                elif isinstance(item, bytes):
+                    samples_before += len(item) // SAMPLE_WIDTH
+                yield item
+            words_before += len(sentence.split())
 
-    async def _synthesize_sentence(self, sentence: str) -> AsyncIterator[bytes]:
+    async def _synthesize_sentence(self, sentence: str) -> AsyncIterator[Speech]:
         loop = asyncio.get_running_loop()
         # Unbounded, but one sentence's audio at most (split_sentences caps its length).
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        chunks: asyncio.Queue[bytes | WordMark | None] = asyncio.Queue()
         abort = threading.Event()
+        word_starts = [m.start() for m in _WORD.finditer(sentence)]
 
         def hand_over(chunk: bytes) -> None:
             loop.call_soon_threadsafe(chunks.put_nowait, chunk)
 
+        def mark_word(position: int, sample: int) -> None:
+            index = max(0, bisect.bisect_right(word_starts, position) - 1)
+            loop.call_soon_threadsafe(chunks.put_nowait, WordMark(index, sample))
+
         def run() -> None:
             try:
-                self._engine.synth(sentence, hand_over, abort)
+                self._engine.synth(sentence, hand_over, mark_word, abort)
             finally:
                 loop.call_soon_threadsafe(chunks.put_nowait, None)
 
         done = loop.run_in_executor(self._executor, run)
         try:
-            # The first chunk at once (first audio), then the rest of the sentence in one piece
-            # once it is made (a few ms later): the consumer never leaves a sentence's PCM
-            # waiting here while it paces itself.
-            first = await chunks.get()
+            # The first audio at once (first audio), then the rest of the sentence once it is
+            # made (a few ms later), its audio in one piece: the consumer never leaves a
+            # sentence's PCM waiting here while it paces itself.
+            while isinstance(first := await chunks.get(), WordMark):
+                yield first
             if first is None:
                 await done
                 return
             yield first
             await done
             rest = []
-            while (chunk := chunks.get_nowait()) is not None:
-                rest.append(chunk)
+            while (item := chunks.get_nowait()) is not None:
+                if isinstance(item, WordMark):
+                    yield item
+                else:
+                    rest.append(item)
             if rest:
                 yield b"".join(rest)
         finally:

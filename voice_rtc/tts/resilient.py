@@ -19,7 +19,15 @@ from typing import Any
 from .. import metrics
 from ..audio import SAMPLE_RATE, SAMPLE_WIDTH
 from ..backoff import backoff_delay
-from .base import Retract, StreamingProvider, TTSFailure, TTSProvider, WordTimings
+from .base import (
+    Retract,
+    Speech,
+    StreamingProvider,
+    TTSFailure,
+    TTSProvider,
+    WordMark,
+    WordTimings,
+)
 from .breaker import CircuitBreaker
 from .sentences import split_sentences
 
@@ -63,6 +71,13 @@ def _bytes_at(seconds: float) -> int:
     return round(seconds * SAMPLE_RATE) * SAMPLE_WIDTH
 
 
+def _after(item: Speech, words: int, samples: int) -> Speech:
+    """`item` of an attempt that starts `words` words and `samples` samples into its sentence."""
+    return (
+        WordMark(words + item.index, samples + item.sample) if isinstance(item, WordMark) else item
+    )
+
+
 def _without_words(text: str, count: int) -> str:
     return " ".join(text.split()[count:])
 
@@ -90,24 +105,34 @@ class ResilientTTS:
             "fallback": self._fallback.name,
         }
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes | Retract]:
+    async def synthesize(self, text: str) -> AsyncIterator[Speech]:
+        words_before = samples_before = 0
         for sentence in split_sentences(text):
             async for item in self._sentence(sentence):
+                if isinstance(item, WordMark):
+                    item = WordMark(words_before + item.index, samples_before + item.sample)
+                elif isinstance(item, Retract):
+                    samples_before -= item.byte_count // SAMPLE_WIDTH
+                else:
+                    samples_before += len(item) // SAMPLE_WIDTH
                 yield item
+            words_before += len(sentence.split())
 
     async def close(self) -> None:
         await self._primary.close()
         await self._fallback.close()
 
-    async def _sentence(self, text: str) -> AsyncIterator[bytes | Retract]:
+    async def _sentence(self, text: str) -> AsyncIterator[Speech]:
         failures = 0
         reason = "breaker_open"
+        # What earlier attempts at this sentence said, whole words of it: the rest starts there.
+        words_done = samples_done = 0
         while text and self.breaker.allow_request():
             attempt = _Attempt()
             settled = False
             try:
-                async for chunk in self._attempt(text, attempt):
-                    yield chunk
+                async for item in self._attempt(text, attempt):
+                    yield _after(item, words_done, samples_done)
                 self.breaker.record_success()
                 settled = True
                 metrics.TTS_REQUESTS.labels(self.name, "ok").inc()
@@ -129,6 +154,8 @@ class ResilientTTS:
                     if attempt.delivered > cut:
                         yield Retract(attempt.delivered - cut)
                     text = _without_words(text, attempt.words_finished())
+                    words_done += attempt.words_finished()
+                    samples_done += cut // SAMPLE_WIDTH
                 delay = self._retry_delay(failure, failures)
                 if delay is None:
                     break
@@ -138,10 +165,10 @@ class ResilientTTS:
                     self.breaker.abandon()  # cancelled: neither a success nor a failure
         if text:
             metrics.TTS_FALLBACKS.labels(reason).inc()
-            async for item in self._fallback.synthesize(text):
-                yield item
+            async for spoken in self._fallback.synthesize(text):
+                yield _after(spoken, words_done, samples_done)
 
-    async def _attempt(self, text: str, attempt: _Attempt) -> AsyncIterator[bytes]:
+    async def _attempt(self, text: str, attempt: _Attempt) -> AsyncIterator[bytes | WordMark]:
         """The primary's audio for `text`; a slow first chunk or a stall is a failure."""
         loop = asyncio.get_running_loop()
         stream = self._primary.stream(text)
@@ -161,7 +188,10 @@ class ResilientTTS:
                 except Exception as exc:  # a bug or a surprise in the provider: not worth retrying
                     raise TTSFailure("provider_error", retryable=False) from exc
                 if isinstance(item, WordTimings):
+                    first = len(attempt.starts)
                     attempt.add(item)
+                    for index, start in enumerate(attempt.starts[first:], first):
+                        yield WordMark(index, start // SAMPLE_WIDTH)
                     continue
                 attempt.delivered += len(item)
                 yield item

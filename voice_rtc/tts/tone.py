@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..audio import FRAME_SAMPLES, SAMPLE_RATE
+from .base import Speech
 
 _FREQUENCY = re.compile(r"(\d+(?:\.\d+)?)\s*hz\b", re.IGNORECASE)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE)
@@ -52,7 +53,7 @@ class ToneProvider:
     def __init__(self, default_frequency_hz: float = 440.0) -> None:
         self._default_frequency_hz = default_frequency_hz
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str) -> AsyncIterator[Speech]:
         hz, seconds = tone_spec(text, self._default_frequency_hz)
         total = round(seconds * SAMPLE_RATE)
         framecode = "framecode" in text.lower()

@@ -1,0 +1,193 @@
+"""HTTP for app backends and agents, for the simple cases (the agent channel does it all):
+
+    POST /api/sessions                 make a session for a user (a service credential)
+    GET  /api/sessions/{id}            its state
+    POST /api/sessions/{id}/speak      {text, utterance_id?, final?} (Idempotency-Key: once)
+    POST /api/sessions/{id}/cancel     barge-in
+
+Authorization: Bearer <the service API key, a service token, or the session's agent token>.
+Bodies are JSON, validated like the sockets' messages, errors the same table's codes.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from voice_rtc.auth import Authenticator, AuthError, Identity, Role, bearer_token
+from voice_rtc.config import Settings
+from voice_rtc.errors import ErrorCode, error_body, validation_error
+from voice_rtc.limits import Limits, RateLimited
+from voice_rtc.session import Draining, Session, SessionLimitReached, SessionRegistry
+from voice_rtc.telemetry import read_body
+
+from . import commands
+from .binding import agent_session
+from .events import session_state
+from .messages import ProtocolError, Speak, message
+
+MAX_BODY_BYTES = 16 * 1024
+STATUS = {
+    ErrorCode.AUTHENTICATION_FAILED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.SESSION_NOT_FOUND: 404,
+    ErrorCode.MESSAGE_TOO_LARGE: 413,
+    ErrorCode.RATE_LIMIT_EXCEEDED: 429,
+    ErrorCode.SERVER_BUSY: 503,
+    ErrorCode.SERVER_DRAINING: 503,
+    ErrorCode.QUEUE_FULL: 409,
+    ErrorCode.UTTERANCE_CLOSED: 409,
+}
+
+
+class NewSession(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    user_id: Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class SpeakBody(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+    text: str
+    utterance_id: int | None = None
+    final: bool = True
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def api_routes(
+    settings: Settings, sessions: SessionRegistry, auth: Authenticator, limits: Limits
+) -> list[web.RouteDef]:
+    async def create(request: web.Request) -> web.Response:
+        service = _service(auth, request)
+        body = await _body(request, NewSession, settings.http_timeout_s)
+        try:
+            session = await sessions.create(body.user_id, created_by=service.service)
+        except SessionLimitReached as exc:
+            raise _error(ErrorCode.SERVER_BUSY, str(exc), retry_after_s=exc.retry_after_s) from None
+        except Draining as exc:
+            raise _error(ErrorCode.SERVER_DRAINING, str(exc)) from None
+        except RateLimited as exc:
+            raise _rate_limited(exc) from None
+        made: dict[str, Any] = {"session_id": session.id, "user_id": session.user_id}
+        if auth.mints:  # with RS256 the app's backend signs these itself (see the README)
+            assert service.service is not None
+            listener, agent = auth.session_tokens(
+                session.id, session.user_id, service.service, settings.session_token_ttl_s
+            )
+            made |= {
+                "listener_token": listener,
+                "agent_token": agent,
+                "expires_in": settings.session_token_ttl_s,
+            }
+        return web.json_response(made, status=201)
+
+    async def state(request: web.Request) -> web.Response:
+        session = _agents_session(auth, sessions, request)
+        return web.json_response(session_state(session))
+
+    async def speak(request: web.Request) -> web.Response:
+        session = _agents_session(auth, sessions, request)
+        body = await _body(request, SpeakBody, settings.http_timeout_s)
+        # An Idempotency-Key makes a retried POST (its answer lost) speak once, like a resent
+        # message id on the agent channel.
+        key = request.headers.get("Idempotency-Key", "")[:64] or None
+        msg = Speak(
+            type="speak", id=key, text=body.text, utterance_id=body.utterance_id, final=body.final
+        )
+        try:
+            utterance_id = await commands.speak(
+                session, msg, limits, settings.max_text_chars, sessions.draining
+            )
+        except ProtocolError as exc:
+            raise _error(exc.code, exc.detail, **exc.extra) from None
+        except RateLimited as exc:
+            raise _rate_limited(exc) from None
+        return web.json_response(message("queued", utterance_id=utterance_id), status=202)
+
+    async def cancel(request: web.Request) -> web.Response:
+        session = _agents_session(auth, sessions, request)
+        return web.json_response(message("cancelled", utterance_ids=commands.cancel(session)))
+
+    return [
+        web.post("/api/sessions", _answering(create)),
+        web.get("/api/sessions/{session_id}", _answering(state)),
+        web.post("/api/sessions/{session_id}/speak", _answering(speak)),
+        web.post("/api/sessions/{session_id}/cancel", _answering(cancel)),
+    ]
+
+
+class _Refusal(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+def _answering(handler: Handler) -> Handler:
+    async def answer(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except _Refusal as refusal:
+            return refusal.response
+
+    return answer
+
+
+def _error(code: ErrorCode, detail: str, **extra: Any) -> _Refusal:
+    body = {"type": "error", **error_body(code, detail), **extra}
+    response = web.json_response(body, status=STATUS.get(code, 400))
+    if "retry_after_s" in extra:
+        response.headers["Retry-After"] = str(max(1, round(extra["retry_after_s"])))
+    return _Refusal(response)
+
+
+def _rate_limited(exc: RateLimited) -> _Refusal:
+    return _error(ErrorCode.RATE_LIMIT_EXCEEDED, str(exc), retry_after_s=exc.retry_after_s)
+
+
+def _service(auth: Authenticator, request: web.Request) -> Identity:
+    try:
+        return auth.verify_service(bearer_token(request.headers.get("Authorization")))
+    except AuthError as exc:
+        raise _error(ErrorCode.AUTHENTICATION_FAILED, str(exc)) from None
+
+
+def _agents_session(
+    auth: Authenticator, sessions: SessionRegistry, request: web.Request
+) -> Session:
+    """The session in the path, if the caller (a service, or the session's agent) may act on it."""
+    credential = bearer_token(request.headers.get("Authorization"))
+    try:
+        identity = auth.verify_service(credential)
+    except AuthError:
+        try:
+            identity = auth.verify(credential)
+        except AuthError as exc:
+            raise _error(ErrorCode.AUTHENTICATION_FAILED, str(exc)) from None
+    if identity.role not in (Role.AGENT, Role.SERVICE):
+        raise _error(ErrorCode.FORBIDDEN, f"a {identity.role} token cannot act on sessions")
+    try:
+        return agent_session(identity, sessions, request.match_info["session_id"])
+    except ProtocolError as exc:
+        raise _error(exc.code, exc.detail) from None
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def _body(request: web.Request, model: type[Body], timeout_s: float) -> Body:
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise _error(ErrorCode.MESSAGE_TOO_LARGE, f"the limit is {MAX_BODY_BYTES} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await read_body(request, MAX_BODY_BYTES)
+    except TimeoutError:
+        raise _error(ErrorCode.INVALID_FIELD, f"the body took over {timeout_s:g} s") from None
+    if len(raw) > MAX_BODY_BYTES:
+        raise _error(ErrorCode.MESSAGE_TOO_LARGE, f"the limit is {MAX_BODY_BYTES} bytes")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        code, detail = validation_error(exc)
+        raise _error(code, detail) from None
