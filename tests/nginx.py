@@ -119,10 +119,12 @@ class Nginx:
         return entries
 
     async def logged(self, uri: str, count: int, timeout: float = 10.0) -> list[str]:
-        """The upstream address(es) of each request for `uri`, once `count` are logged (nginx
-        logs a WebSocket when it closes, a moment after the client closed it)."""
+        """The upstream address(es) of each request for `uri` (its path: the query aside), once
+        `count` are logged (nginx logs a WebSocket when it closes, a moment after the client
+        closed it)."""
         for _ in range(int(timeout / 0.05)):
-            upstreams = [upstream for u, _status, upstream in self.access_log() if u == uri]
+            log = self.access_log()
+            upstreams = [upstream for u, _status, upstream in log if u.split("?")[0] == uri]
             if len(upstreams) >= count:
                 return upstreams
             await asyncio.sleep(0.05)

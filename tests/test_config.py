@@ -110,6 +110,7 @@ def test_every_problem_is_told_at_once() -> None:
             "needs the shared secret in VOICE_RTC_TURN_SECRET",
         ),
         ({"VOICE_RTC_JWT_SECRET": "short"}, "VOICE_RTC_JWT_SECRET must be at least 32 characters"),
+        ({"VOICE_RTC_SERVICE_API_KEY": "short"}, "VOICE_RTC_SERVICE_API_KEY must be at least 32"),
     ],
 )
 def test_settings_that_need_each_other(env: dict[str, str], problem: str) -> None:
@@ -127,6 +128,7 @@ def test_secrets_come_from_the_environment_only_and_are_never_shown() -> None:
         "CARTESIA_API_KEY",
         "VOICE_RTC_TURN_SECRET",
         "VOICE_RTC_JWT_SECRET",
+        "VOICE_RTC_SERVICE_API_KEY",
     }
     for spec in secrets:
         with pytest.raises(SystemExit):  # no command-line option for it

@@ -1,7 +1,8 @@
 """The Python client through a real nginx (Debian's, running deploy/nginx/voice-rtc.conf) in
 front of two real server processes: signaling, WebSocket audio and the probes pass through it,
 and when the process serving a client dies, the client's reconnection goes through nginx to
-the other one."""
+the other one. The agent channel passes through it too, and nginx sets the headers the server
+relies on."""
 
 import asyncio
 import signal
@@ -15,6 +16,7 @@ from tests.listener import Listener
 from tests.nginx import Nginx, StartNginx
 from tests.nginx import start_nginx_fixture as start_nginx_fixture  # the start_nginx fixture
 from tests.signal_analysis import dominant_frequency, voiced_span
+from voice_rtc.agent import Agent, create_session
 from voice_rtc.audio import SAMPLE_RATE
 
 
@@ -111,6 +113,32 @@ async def test_after_kill_9_the_client_reconnects_through_nginx_to_the_other_pro
     sockets = await nginx.logged("/ws", 2)
     assert sockets[0] == address(serving), sockets
     assert sockets[-1].split(", ")[-1] == address(other), sockets
+
+
+async def test_an_agent_drives_a_session_through_nginx(
+    start_server: StartServer, start_nginx: StartNginx, http: aiohttp.ClientSession
+) -> None:
+    """The agent channel (/agent) upgrades through nginx like signaling: a session made through
+    it, a listener and an agent on it, the agent's speech heard. (One server behind nginx:
+    today a session lives in one process, so listener and agent must reach the same one.)"""
+    server = await start_server(trust_x_forwarded_for="true")
+    nginx = await start_nginx([server.url])
+    async with http.get(nginx.url + "api/dev-token", params={"role": "service"}) as response:
+        service = str((await response.json())["token"])
+    grant = await create_session(nginx.url, service, "alice", http)
+    async with (
+        Listener(nginx.url, token=grant.listener_token, transport="websocket") as listener,
+        Agent(nginx.url, None, grant.agent_token) as agent,
+    ):
+        events = agent.events()
+        utterance = await agent.speak("550hz 1s")
+        async with asyncio.timeout(30):
+            async for event in events:
+                if event["type"] == "utterance_heard" and event["utterance_id"] == utterance:
+                    break
+    assert abs(tone_of(listener.recording.pcm) - 550) < 3
+    await nginx.logged("/agent", 1)
+    assert ("/agent", "101") in {(u.split("?")[0], status) for u, status, _ in nginx.access_log()}
 
 
 async def test_nginx_sets_the_client_address_and_keeps_the_host(
