@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.api import api_routes
+from signaling.commands import Commands
 from signaling.endpoint import SignalingEndpoint
 from signaling.protocol import AGENT_PATH, LISTENER_PATH
 from signaling.protocol import description as protocol_description
@@ -30,8 +31,9 @@ from voice_rtc.http_security import add_security_headers
 from voice_rtc.limits import Limits
 from voice_rtc.logs import AccessLogger, setup_logging
 from voice_rtc.media import Media
-from voice_rtc.session import SessionRegistry
+from voice_rtc.registry import SessionRegistry
 from voice_rtc.sockets import ConnectionGuard, connection_limit, raise_descriptor_limit
+from voice_rtc.store import open_store
 from voice_rtc.telemetry import telemetry_routes
 from voice_rtc.transports.webrtc import use_host_addresses
 from voice_rtc.tts import create_provider
@@ -68,7 +70,10 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         grace_s=settings.session_grace_s,
         # Two position reports and a little: by then a listener has said what it played.
         heard_settle_s=2 * settings.position_interval_ms / 1000 + 0.2,
+        store=open_store(settings.redis_url),
+        lease_s=settings.session_lease_s,
     )
+    sessions.command_handler = Commands(sessions, limits, settings.max_text_chars)
     endpoint = SignalingEndpoint(settings, sessions, media, auth, limits)
     app[SESSIONS], app[ENDPOINT] = sessions, endpoint
     use_host_addresses(settings.host_addresses)
@@ -87,6 +92,7 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
 
     async def start_media(_app: web.Application) -> None:
         media.start()
+        await sessions.start()
 
     async def renew_session_slots(_app: web.Application) -> AsyncIterator[None]:
         renewing = asyncio.create_task(limits.keep_sessions(sessions.leases), name="leases")
@@ -170,6 +176,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, on_signal)
     try:
         await stop.wait()
+        if app[SESSIONS].store.shared:
+            # Others go on with its sessions: take no connection more (a load balancer tries
+            # the next server), and hand off.
+            listener.close()
         await drain(app, settings.drain_timeout_s, hurry)
     finally:
         listener.close()
@@ -187,10 +197,18 @@ def tune_garbage_collector() -> None:
 
 
 async def drain(app: web.Application, timeout_s: float, hurry: asyncio.Event) -> None:
-    """Graceful shutdown: not ready, no new sessions, clients told, speech in progress may end."""
+    """Graceful shutdown: not ready, no new sessions, clients told; speech in progress may end
+    here, or, with a shared store, goes on at once in another process."""
     sessions, endpoint = app[SESSIONS], app[ENDPOINT]
     sessions.begin_drain()
     log.info("draining", extra={"sessions": len(sessions), "timeout_s": timeout_s})
+    if sessions.store.shared:
+        # Another process can go on with every session: hand them all off now (a rolling
+        # deploy waits for no one), and their listeners resume there.
+        await endpoint.announce_drain(0)
+        await sessions.hand_off_all()
+        log.info("handed_off")
+        return
     await endpoint.announce_drain(timeout_s)
     quiet = asyncio.ensure_future(sessions.wait_until_quiet(timeout_s))
     interrupted = asyncio.ensure_future(hurry.wait())

@@ -8,14 +8,25 @@
  * (Opus carries state from frame to frame). They are decoded, not played.
  */
 
-export const HEADER_BYTES = 14;
-const FORMAT_VERSION = 1;
-const WARM_UP = 0x80;
+import {
+  AUDIO_FRAME_BYTE_ORDER,
+  AUDIO_FRAME_CODECS,
+  AUDIO_FRAME_FIELDS,
+  AUDIO_FRAME_FORMAT_VERSION,
+  AUDIO_FRAME_HEADER_BYTES,
+  AUDIO_FRAME_WARM_UP_FLAG,
+} from './protocol.js';
+
+export const HEADER_BYTES = AUDIO_FRAME_HEADER_BYTES;
 
 /** The codec byte of each codec, by the name `transport` requests use. */
-export const CODECS = /** @type {const} */ ({ pcm_s16le: 0, mulaw: 1, opus: 2 });
+export const CODECS = AUDIO_FRAME_CODECS;
 const CODEC_PCM_S16LE = CODECS.pcm_s16le;
 const CODEC_MULAW = CODECS.mulaw;
+
+/** Where each header field starts, from the protocol's list of them ("seq:u32", ...). */
+const OFFSET = fieldOffsets(AUDIO_FRAME_FIELDS);
+const LITTLE_ENDIAN = /** @type {string} */ (AUDIO_FRAME_BYTE_ORDER) === 'little';
 
 /** The rate PCM and mu-law frames are sampled at (the server's synthesis rate). */
 export const PCM_RATE = 22050;
@@ -44,15 +55,17 @@ export const PCM_RATE = 22050;
  */
 export function readHeader(message) {
   const view = new DataView(message);
-  const version = view.getUint8(0);
-  if (version !== FORMAT_VERSION) throw new Error(`audio frame format ${version}, expected 1`);
-  const codec = view.getUint8(1);
+  const version = view.getUint8(OFFSET.version);
+  if (version !== AUDIO_FRAME_FORMAT_VERSION) {
+    throw new Error(`audio frame format ${version}, expected ${AUDIO_FRAME_FORMAT_VERSION}`);
+  }
+  const codec = view.getUint8(OFFSET.codec);
   return {
-    codec: codec & ~WARM_UP,
-    warmUp: (codec & WARM_UP) !== 0,
-    seq: view.getUint32(2),
-    utterance: view.getUint32(6),
-    index: view.getUint32(10),
+    codec: codec & ~AUDIO_FRAME_WARM_UP_FLAG,
+    warmUp: (codec & AUDIO_FRAME_WARM_UP_FLAG) !== 0,
+    seq: view.getUint32(OFFSET.seq, LITTLE_ENDIAN),
+    utterance: view.getUint32(OFFSET.utterance_id, LITTLE_ENDIAN),
+    index: view.getUint32(OFFSET.index, LITTLE_ENDIAN),
   };
 }
 
@@ -92,3 +105,19 @@ const MULAW = Float32Array.from({ length: 256 }, (_, byte) => {
   const magnitude = ((((code & 0x0f) << 3) + 0x84) << exponent) - 0x84;
   return (code & 0x80 ? -magnitude : magnitude) / 32768;
 });
+
+/**
+ * @param {readonly string[]} fields "name:u8" or "name:u32", in header order
+ * @returns {Record<string, number>} each field's byte offset
+ */
+function fieldOffsets(fields) {
+  /** @type {Record<string, number>} */
+  const offsets = {};
+  let offset = 0;
+  for (const field of fields) {
+    const [name, type] = field.split(':');
+    offsets[name] = offset;
+    offset += Number(type.slice(1)) / 8;
+  }
+  return offsets;
+}

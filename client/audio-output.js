@@ -49,6 +49,7 @@ export class AudioOutput {
   #epoch = 0;
   #status = {
     playedSeq: /** @type {number | null} */ (null),
+    playingSeq: /** @type {number | null} */ (null),
     framesPlayed: 0,
     underruns: 0,
     targetMs: 0,
@@ -156,7 +157,7 @@ export class AudioOutput {
     this.#held = [];
     if (!this.#node) return; // nothing played yet
     this.#epoch++;
-    this.#status = { ...this.#status, playedSeq: null, framesPlayed: 0 };
+    this.#status = { ...this.#status, playedSeq: null, playingSeq: null, framesPlayed: 0 };
     this.#node.port.postMessage({ command: 'reset', epoch: this.#epoch });
   }
 
@@ -168,6 +169,14 @@ export class AudioOutput {
   /** Seq of the last frame played out, or null. */
   get playedSeq() {
     return this.#status.playedSeq;
+  }
+
+  /**
+   * Seq of the frame playing now, or null when nothing plays: as the worklet said (it tells
+   * each change), not counting the audio device's own latency.
+   */
+  get playingSeq() {
+    return this.playing ? this.#status.playingSeq : null;
   }
 
   /** @returns {OutputStats} */
@@ -206,7 +215,8 @@ export class AudioOutput {
       processorOptions: { jitterBuffer: this.#jitterBuffer },
     });
     node.port.onmessage = ({ data }) => {
-      if (data.epoch === this.#epoch) this.#status = data;
+      // A status, or between two, the frame playing now.
+      if (data.epoch === this.#epoch) this.#status = { ...this.#status, ...data };
     };
     node.connect(context.destination);
     this.#node = node;

@@ -6,7 +6,9 @@
  * Port messages in: a frame {seq, utterance, samples: Float32Array, rate} (its buffer
  * transferred), {command: 'flush'} (barge-in) or {command: 'reset', epoch} (a new session). Out:
  * a status every STATUS_MS of output, and at once after a command: {epoch, playedSeq,
- * framesPlayed, underruns, targetMs, bufferedMs, duplicates, overflows, level}, level being the
+ * playingSeq, framesPlayed, underruns, targetMs, bufferedMs, duplicates, overflows, level},
+ * playingSeq being the frame playing (for captions, which follow it: between statuses, each
+ * time it changes, {epoch, playingSeq} alone), level the
  * RMS of the output since the last status, epoch the last reset's (statuses from before a reset
  * describe the old session).
  *
@@ -53,6 +55,8 @@ export class JitterBuffer {
   #lastTaken = -1; // seq of the newest frame played or playing: anything older is late
   /** @type {number | null} */
   #playedSeq = null;
+  /** @type {number | null} the frame playing (the last taken), until the buffer runs dry */
+  #playingSeq = null;
   #underruns = 0;
   #duplicates = 0;
   #overflows = 0;
@@ -124,6 +128,7 @@ export class JitterBuffer {
     if (this.#current === null) {
       if (this.#frames.length === 0) {
         this.#playing = false;
+        this.#playingSeq = null;
         this.#starvedIn = this.#lastUtterance;
         return 0;
       }
@@ -132,6 +137,7 @@ export class JitterBuffer {
       this.#queued -= next.samples.length;
       this.#offset = 0;
       this.#lastTaken = next.seq;
+      this.#playingSeq = next.seq;
     }
     const frame = this.#current;
     const sample = frame.samples[this.#offset++];
@@ -154,6 +160,7 @@ export class JitterBuffer {
     this.#queued = 0;
     this.#current = null;
     this.#playing = false;
+    this.#playingSeq = null;
     this.#waited = 0;
     this.#starvedIn = null;
   }
@@ -189,6 +196,11 @@ export class JitterBuffer {
   /** Seq of the last frame played to the end, or null. */
   get playedSeq() {
     return this.#playedSeq;
+  }
+
+  /** Seq of the frame playing now (or just played, when the next follows), or null. */
+  get playingSeq() {
+    return this.#playingSeq;
   }
 
   /** The rate of the frames, samples per second: pulls are this many a second. */
@@ -318,6 +330,8 @@ class OutputProcessor extends Processor {
   #pull;
   #statusEvery = Math.round((STATUS_MS * sampleRate) / 1000);
   #rendered = 0; // output samples since the last status
+  /** @type {number | null} */
+  #toldPlaying = null; // the playingSeq last posted
   #energy = 0; // their sum of squares
   #epoch = 0;
 
@@ -360,14 +374,22 @@ class OutputProcessor extends Processor {
     for (let i = 0; i < out.length; i++) this.#energy += out[i] * out[i];
     this.#rendered += out.length;
     if (this.#rendered >= this.#statusEvery) this.#report();
+    else if (this.#buffer.playingSeq !== this.#toldPlaying) this.#reportPlaying();
     return true; // silence between utterances too, as long as the node lives
+  }
+
+  #reportPlaying() {
+    this.#toldPlaying = this.#buffer.playingSeq;
+    this.port.postMessage({ epoch: this.#epoch, playingSeq: this.#toldPlaying });
   }
 
   #report() {
     const buffer = this.#buffer;
+    this.#toldPlaying = buffer.playingSeq;
     this.port.postMessage({
       epoch: this.#epoch,
       playedSeq: buffer.playedSeq,
+      playingSeq: buffer.playingSeq,
       framesPlayed: buffer.framesPlayed,
       underruns: buffer.underruns,
       targetMs: buffer.targetMs,

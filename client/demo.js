@@ -1,9 +1,13 @@
-// The demo page: one VoiceClient; its state, captions, utterances, errors and audio statistics.
-// `?transport=websocket` (or webrtc) in the page's URL forces a transport; `?codec=pcm_s16le`
-// (or mulaw, opus) chooses WebSocket audio's codec, which is otherwise the lightest available.
+// The demo page: one VoiceClient; its state, captions (the word being heard marked), utterances,
+// errors and audio statistics. `?transport=websocket` (or webrtc) in the page's URL forces a
+// transport; `?codec=pcm_s16le` (or mulaw, opus) chooses WebSocket audio's codec, which is
+// otherwise the lightest available. `?token=<listener token>` joins the session an app made
+// (POST /api/sessions): Connect joins it, and when an agent drives it, what the listener types
+// goes to the agent; without it, the page opens a session of its own and speaks what is typed.
 import { VoiceClient } from '/client/voice-client.js';
 
 const MAX_LOG_ENTRIES = 50;
+const MAX_CAPTIONS = 20; // utterance texts kept for captions
 const STATS_INTERVAL_MS = 1000;
 const TRANSPORT_NAMES = {
   webrtc: 'WebRTC',
@@ -31,15 +35,23 @@ const query = new URLSearchParams(location.search);
 const transport = query.get('transport');
 const codec = query.get('codec');
 // No token: the demo runs against a server in dev mode, which hands them out.
+const token = query.get('token') || undefined;
 const client = new VoiceClient({
   transport: ['webrtc', 'websocket'].includes(transport) ? transport : 'auto',
   codec: ['pcm_s16le', 'mulaw', 'opus'].includes(codec) ? codec : 'auto',
+  token,
 });
 window.voiceClient = client; // for the console and for tests
 
 let statsTimer = null;
+const captionTexts = new Map(); // utterance id -> its text (all of it once ended)
 let captionOf = null; // the utterance whose text the captions show
 let shownError = null;
+
+// An app's session: joined with a click (browsers play audio only after one); the speak box
+// waits to know whether an agent speaks there.
+$('join').hidden = !token;
+$('speak-form').hidden = Boolean(token);
 
 client.addEventListener('state', ({ detail }) => {
   const { state } = detail;
@@ -48,6 +60,14 @@ client.addEventListener('state', ({ detail }) => {
   $('status').dataset.state = state;
   $('speak').disabled = state === 'connecting';
   $('stop').disabled = !isLive(state);
+  $('connect').disabled = state !== 'new' && state !== 'failed' && state !== 'closed';
+  $('send').disabled = !isUp(state);
+  if (token && state === 'failed') $('join').hidden = false; // to try again
+  if (isUp(state)) {
+    $('join').hidden = true;
+    $('input-form').hidden = !client.hasAgent;
+    $('speak-form').hidden = client.hasAgent;
+  }
   log('connection-log', [state, describe(detail)].filter(Boolean).join(': '));
   // "Lost; retrying" is over once it is back.
   if (shownError?.action === 'reconnect' && isUp(state)) hideError();
@@ -63,15 +83,25 @@ client.addEventListener('transport', ({ detail: { transport, detail } }) => {
 });
 
 client.addEventListener('utterance', ({ detail: event }) => {
-  const name = `Utterance ${event.utterance_id}`;
+  const id = event.utterance_id;
+  const name = `Utterance ${id}`;
+  captionTexts.set(id, event.text);
+  while (captionTexts.size > MAX_CAPTIONS) captionTexts.delete(captionTexts.keys().next().value);
   if (event.type === 'utterance_started') {
     log('events', `${name} started`);
-    captionOf = event.utterance_id;
-    $('captions').textContent = event.text;
+    $('captions-spoken').textContent = event.text;
+    // Speech is sent ahead: while a word of an earlier utterance is heard, it stays up (`word`
+    // events move the captions on).
+    if (!client.currentWord) showCaption(id);
   } else {
     log('events', `${name} ended: ${event.reason} (${event.frames} frames)`);
-    if (event.utterance_id === captionOf) $('captions').textContent = '';
+    if (id === captionOf) showCaption(id); // all of its text
   }
+});
+
+client.addEventListener('word', ({ detail: word }) => {
+  if (word && captionTexts.has(word.utterance_id)) captionOf = word.utterance_id;
+  showCaption(captionOf);
 });
 
 client.addEventListener('error', ({ detail: body }) => showError(body));
@@ -94,6 +124,43 @@ $('speak-form').addEventListener('submit', async (event) => {
 });
 
 $('stop').addEventListener('click', () => client.cancel());
+
+$('connect').addEventListener('click', () => {
+  hideError();
+  client.connect().catch(() => {}); // a `failed` state says why
+});
+
+$('input-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const text = $('input-text').value.trim();
+  if (!text) return;
+  try {
+    client.sendInput(text);
+    log('events', `You said: “${text}”`);
+    $('input-text').value = '';
+  } catch (error) {
+    showError(client.describeError('WEBSOCKET_CONNECTION_FAILED', { detail: error.message }));
+  }
+});
+
+/**
+ * Show utterance `id`'s text, the word being heard in it marked. Text between words stays as
+ * it is; a word beyond the text known (text still arriving) is not marked.
+ */
+function showCaption(id) {
+  captionOf = id;
+  const text = captionTexts.get(id) ?? '';
+  const word = client.currentWord;
+  const captions = $('captions');
+  if (word?.utterance_id !== id || word.end > text.length) {
+    captions.textContent = text;
+    return;
+  }
+  const mark = document.createElement('mark');
+  mark.textContent = text.slice(word.start, word.end);
+  mark.dataset.index = word.index;
+  captions.replaceChildren(text.slice(0, word.start), mark, text.slice(word.end));
+}
 
 /** Speech can play. */
 function isUp(state) {

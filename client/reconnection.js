@@ -6,6 +6,10 @@
 import { RetrySchedule } from './backoff.js';
 import { retryAfterMs } from './rate-limit-gate.js';
 
+// After a server going away (a deploy), come back at once, spread over this much so that its
+// listeners do not all arrive at the next server together.
+export const GOING_AWAY_JITTER_MS = 250;
+
 /**
  * @typedef {{code: number, reason: string}} CloseInfo how a connection ended
  * @typedef {{closed: Promise<CloseInfo>}} Connection a Signaling, say
@@ -18,6 +22,8 @@ import { retryAfterMs } from './rate-limit-gate.js';
  *   the server's welcome.reconnect, and how long a connection must stay up to count as stable
  * @property {(signal: AbortSignal) => Promise<C>} connect one attempt; rejects if it fails
  * @property {(close: CloseInfo) => boolean} onDrop the connection dropped: whether to reconnect
+ * @property {(close: CloseInfo) => boolean} [goingAway] the server closed it to hand the
+ *   session to another process, which waits for it: the first attempt comes at once
  * @property {(attempt: number, maxAttempts: number) => void} onAttempt before each wait
  * @property {(error: unknown, attempt: number) => void} onAttemptFailed
  * @property {(error: Error) => void} onGiveUp the attempts ran out
@@ -42,14 +48,14 @@ export class ReconnectionSupervisor {
    * @param {AbortSignal} signal
    */
   async run(connection, signal) {
-    const { policy, onDrop, now = () => performance.now(), random } = this.#options;
-    const schedule = new RetrySchedule(policy, random);
+    const { policy, onDrop, goingAway, now = () => performance.now() } = this.#options;
+    const schedule = new RetrySchedule(policy, this.#options.random);
     schedule.connected(now());
     for (let current = connection; ; ) {
       const close = await current.closed;
       if (signal.aborted || !onDrop(close)) return;
       schedule.dropped(now());
-      const next = await this.#reconnect(schedule, signal);
+      const next = await this.#reconnect(schedule, signal, goingAway?.(close) ?? false);
       if (!next) return;
       current = next;
       schedule.connected(now());
@@ -59,14 +65,18 @@ export class ReconnectionSupervisor {
   /**
    * @param {RetrySchedule} schedule
    * @param {AbortSignal} signal
+   * @param {boolean} atOnce the first attempt without backoff (a short jitter only)
    * @returns {Promise<C | null>} the new connection; null if stopped or given up
    */
-  async #reconnect(schedule, signal) {
+  async #reconnect(schedule, signal, atOnce) {
     const { connect, onAttempt, onAttemptFailed, onGiveUp, sleep = abortableSleep } = this.#options;
+    const random = this.#options.random ?? Math.random;
     let toldToWaitMs = 0;
     for (let next = schedule.next(); next; next = schedule.next()) {
       onAttempt(next.attempt, schedule.maxAttempts);
-      await sleep(Math.max(next.delayMs, toldToWaitMs), signal);
+      const delayMs = atOnce ? random() * GOING_AWAY_JITTER_MS : next.delayMs;
+      atOnce = false;
+      await sleep(Math.max(delayMs, toldToWaitMs), signal);
       if (signal.aborted) return null;
       try {
         return await connect(signal);

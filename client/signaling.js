@@ -3,6 +3,7 @@
  * binary messages (fallback audio) handed on, and heartbeats that measure the round-trip time
  * and notice a connection that died without closing.
  */
+import { CLOSE_CODES_NORMAL } from './protocol.js';
 
 /** The server answered a request with an `error`: `code` is from its table (GET /api/errors). */
 export class ServerError extends Error {
@@ -134,7 +135,7 @@ export class Signaling {
    * @param {number} [code]
    * @param {string} [reason]
    */
-  close(code = 1000, reason = '') {
+  close(code = CLOSE_CODES_NORMAL, reason = '') {
     this.#ws.close(code, reason);
     this.#end(code, reason);
   }
@@ -164,7 +165,7 @@ export class Signaling {
   #armDeadline() {
     clearTimeout(this.#deadline);
     this.#deadline = setTimeout(
-      () => this.close(1000, `no pong for ${this.#deadAfterMs} ms`),
+      () => this.close(CLOSE_CODES_NORMAL, `no pong for ${this.#deadAfterMs} ms`),
       this.#deadAfterMs,
     );
   }

@@ -144,6 +144,14 @@ export class TransportChain {
   }
 
   /**
+   * What plays now: a WebSocket frame's seq, or over WebRTC a packet's RTP timestamp; null
+   * when nothing does. WebSocket audio plays on what it holds after its transport closed.
+   */
+  playing() {
+    return this.#audio?.playing() ?? null;
+  }
+
+  /**
    * Play speech again after AUDIO_PLAYBACK_FAILED: call it from a user gesture (a click). What
    * the output held plays first.
    */

@@ -6,18 +6,30 @@
  *   const client = new VoiceClient();
  *   client.addEventListener('state', ({ detail }) => console.log(detail.state));
  *   client.addEventListener('utterance', ({ detail }) => console.log(detail));
+ *   client.addEventListener('word', ({ detail }) => highlight(detail)); // as it is heard; or null
  *   button.onclick = async () => {
  *     await client.connect();            // in a click: browsers play audio only after one
  *     const id = await client.speak('Hello there.');
  *   };
  *
- * Speaks protocol version 1 (signaling/PROTOCOL.md). No dependencies, no build step. The parts:
- * reconnection.js (the supervisor), transport-chain.js (WebRTC -> WebSocket -> captions),
- * session-cursor.js (played position, last event, cancels), rate-limit-gate.js,
+ * Speaks the protocol of signaling/PROTOCOL.md (its constants: protocol.js, generated from the
+ * server's definition). No dependencies, no build step. The parts: reconnection.js (the
+ * supervisor), transport-chain.js (WebRTC -> WebSocket -> captions), session-cursor.js (played
+ * position, last event, cancels), word-timing.js (the word being heard), rate-limit-gate.js,
  * stats-reporter.js; telemetry.js, errors.js, signaling.js beneath them.
  */
 import { DevTokens } from './dev-tokens.js';
 import { ErrorTable } from './errors.js';
+import {
+  CLOSE_CODES_GOING_AWAY,
+  CLOSE_CODES_NORMAL,
+  CLOSE_CODES_REPLACED,
+  PATHS_LISTENER,
+  RECONNECT_BASE_MS,
+  RECONNECT_CAP_MS,
+  RECONNECT_STABLE_AFTER_MS,
+  VERSION,
+} from './protocol.js';
 import { RateLimitGate } from './rate-limit-gate.js';
 import { ReconnectionSupervisor } from './reconnection.js';
 import { SessionCursor } from './session-cursor.js';
@@ -26,13 +38,14 @@ import { StatsReporter } from './stats-reporter.js';
 import { Telemetry } from './telemetry.js';
 import { TransportChain } from './transport-chain.js';
 import { WebRTCAudio } from './webrtc-audio.js';
+import { RtpSeqMap, WordTimeline } from './word-timing.js';
 
 export { ServerError };
 
-const PROTOCOL_VERSION = 1;
 const CONNECT_TIMEOUT_MS = 15000; // one attempt: the socket, hello, and the audio negotiated
-const STABLE_AFTER_MS = 10000; // a connection up this long starts the reconnection count over
-const CLOSE_REPLACED = 4001; // another connection resumed the session: do not reconnect
+// How often the word being heard is looked up: a frame. Words last 40-500 ms (eSpeak NG's "a",
+// or a browser playing faster to catch up); one passed between two looks is told all the same.
+const WORD_POLL_MS = 20;
 
 /**
  * @typedef {import('./errors.js').ErrorBody} ErrorBody
@@ -40,6 +53,7 @@ const CLOSE_REPLACED = 4001; // another connection resumed the session: do not r
  * @typedef {import('./transport-chain.js').TransportEvent} TransportEvent
  * @typedef {import('./frame-decoder.js').WebSocketCodec} WebSocketCodec
  * @typedef {import('./stats-reporter.js').ClientStats} ClientStats
+ * @typedef {import('./word-timing.js').Word} Word
  *
  * @typedef {'new' | 'connecting' | 'connected' | 'degraded' | 'reconnecting' | 'failed'
  *   | 'closed'} ClientState
@@ -64,6 +78,7 @@ const CLOSE_REPLACED = 4001; // another connection resumed the session: do not r
  * @property {CustomEvent<StateDetail>} state
  * @property {CustomEvent<TransportEvent>} transport
  * @property {CustomEvent<UtteranceEvent>} utterance
+ * @property {CustomEvent<Word | null>} word
  * @property {CustomEvent<ErrorBody>} error
  *
  * @typedef {string | ((signal: AbortSignal) => string | undefined | Promise<string | undefined>)}
@@ -110,6 +125,11 @@ const CLOSE_REPLACED = 4001; // another connection resumed the session: do not r
  *   `connection_failed`, `packet_loss`, `unsupported`, `other`), `detail` in words.
  * - `utterance`: the server's `utterance_started` (with the `text`, for captions) or
  *   `utterance_ended` message; each `event_id` once, across reconnections.
+ * - `word`: playback reached a word: {utterance_id, index (its number in the utterance, from
+ *   0), start, end (character offsets into the utterance's text), text}; or null: no word is
+ *   playing now (silence, or a voice that gives no word timings). From what plays, not what
+ *   arrived: over WebSocket the frame leaving the jitter buffer, over WebRTC the RTP timestamp
+ *   played out. `currentWord` says the same.
  * - `error`: an error body ({code, message, detail, severity, recoverable, action}, the row of
  *   the server's table: errors.js) that answers no request of this client, so no promise
  *   rejected with it. `message` is for the user; `action` says what to do (`reconnect`,
@@ -140,6 +160,10 @@ export class VoiceClient extends EventTarget {
   #speakGate = new RateLimitGate();
   #cursor = new SessionCursor();
   #chain;
+  #words = new WordTimeline((utterance) => this.#cursor.isCancelled(utterance));
+  #syncs = new RtpSeqMap();
+  /** @type {ReturnType<typeof setInterval> | undefined} */
+  #wordPoller;
 
   /** @type {StateDetail} the last `state` event's */
   #stateDetail = { state: 'new' };
@@ -188,7 +212,7 @@ export class VoiceClient extends EventTarget {
         this.#setState(intended ? 'connected' : 'degraded', { transport }),
       onError: (code, detail) => this.#emitError(code, detail),
       reportPosition: () => this.#reportPosition(),
-      restart: (reason) => this.#signaling?.close(1000, reason),
+      restart: (reason) => this.#signaling?.close(CLOSE_CODES_NORMAL, reason),
     });
     if (telemetry) {
       const events = (this.#telemetry = new Telemetry({
@@ -283,6 +307,19 @@ export class VoiceClient extends EventTarget {
     return this.#welcome?.session_id ?? null;
   }
 
+  /**
+   * Whether an app's agent drives the session (welcome's `agent`): then sendInput() reaches
+   * it. False before the first welcome.
+   */
+  get hasAgent() {
+    return this.#welcome?.agent === true;
+  }
+
+  /** The word being heard now, or null: see `word` events. @returns {Word | null} */
+  get currentWord() {
+    return this.#words.current;
+  }
+
   /** Round-trip time of the last heartbeat in seconds, or null before the first. */
   get rtt() {
     return this.#signaling?.rtt ?? null;
@@ -318,6 +355,7 @@ export class VoiceClient extends EventTarget {
     this.#chain.prepareAudio(); // first, while the gesture counts
     this.#telemetry?.start();
     this.#statsReporter?.start();
+    this.#wordPoller = setInterval(() => this.#followWords(), WORD_POLL_MS);
     this.#setState('connecting');
     let signaling;
     try {
@@ -353,6 +391,18 @@ export class VoiceClient extends EventTarget {
     }
     this.#cursor.queued(reply.utterance_id, ticket);
     return reply.utterance_id;
+  }
+
+  /**
+   * Tell the session's agent what the listener typed (or said): it gets a `listener_input`
+   * event. For sessions an app made for an agent (`hasAgent`).
+   * @param {string} text at most 2000 characters
+   * @throws {Error} when not connected
+   */
+  sendInput(text) {
+    const signaling = this.#signaling;
+    if (!signaling?.isOpen) throw new Error(`VoiceClient is ${this.state}, not connected`);
+    signaling.send({ type: 'input', text });
   }
 
   /**
@@ -442,7 +492,8 @@ export class VoiceClient extends EventTarget {
         onAudio: (message) => this.#chain.receive(message),
       }));
       // Closing it settles whatever waits on it, with an error.
-      attempt.signal.addEventListener('abort', () => opened.close(1000, 'attempt abandoned'));
+      const abandon = () => opened.close(CLOSE_CODES_NORMAL, 'attempt abandoned');
+      attempt.signal.addEventListener('abort', abandon);
       await signaling.opened;
       await this.#hello(signaling, token);
       this.#adopt(signaling);
@@ -474,7 +525,7 @@ export class VoiceClient extends EventTarget {
    * @param {string | undefined} token
    */
   async #hello(signaling, token) {
-    const hello = { type: 'hello', version: PROTOCOL_VERSION, ...(token && { token }) };
+    const hello = { type: 'hello', version: VERSION, ...(token && { token }) };
     if (this.#welcome) {
       this.#chain.notePosition(); // WebSocket audio may have played on since the drop
       const resume = { ...hello, resume: this.#welcome.resume_token, ...this.#cursor.resumeFields() };
@@ -502,6 +553,9 @@ export class VoiceClient extends EventTarget {
     this.#chain.forgetSession();
     this.#welcome = null;
     this.#cursor.forget();
+    this.#words.clear();
+    this.#syncs.clear();
+    this.#followWords();
   }
 
   /**
@@ -526,15 +580,16 @@ export class VoiceClient extends EventTarget {
     const { reconnect } = this.#welcome;
     const supervisor = new ReconnectionSupervisor({
       policy: {
-        baseMs: reconnect.base_ms,
-        capMs: reconnect.cap_ms,
+        baseMs: reconnect.base_ms ?? RECONNECT_BASE_MS,
+        capMs: reconnect.cap_ms ?? RECONNECT_CAP_MS,
         maxAttempts: this.#maxAttempts ?? reconnect.max_attempts,
-        stableAfterMs: STABLE_AFTER_MS,
+        stableAfterMs: RECONNECT_STABLE_AFTER_MS,
       },
       connect: (signal) => this.#open(signal),
       onDrop: ({ code, reason }) => {
         this.#chain.dropped();
-        if (code === CLOSE_REPLACED) {
+        // Another connection resumed the session: do not reconnect.
+        if (code === CLOSE_CODES_REPLACED) {
           this.#shutdown('closed', new Error(`the session was resumed elsewhere (${reason})`));
           return false;
         }
@@ -544,6 +599,7 @@ export class VoiceClient extends EventTarget {
         }
         return true;
       },
+      goingAway: ({ code }) => code === CLOSE_CODES_GOING_AWAY,
       onAttempt: (attempt, maxAttempts) => {
         this.#setState('reconnecting', { attempt, maxAttempts });
         this.#telemetry?.record({ type: 'reconnect', attempt });
@@ -562,15 +618,33 @@ export class VoiceClient extends EventTarget {
   /** @param {any} message a JSON message of the server's that answers no request */
   #receive(message) {
     if (message.type === 'utterance_started' || message.type === 'utterance_ended') {
-      if (this.#cursor.acceptEvent(message)) this.#emit('utterance', message);
+      if (!this.#cursor.acceptEvent(message)) return;
+      if (message.type === 'utterance_started') this.#words.started(message);
+      else this.#words.ended(message);
+      this.#emit('utterance', message);
+    } else if (message.type === 'utterance_words') {
+      if (this.#cursor.acceptEvent(message)) this.#words.addWords(message);
+    } else if (message.type === 'sync') {
+      this.#syncs.add(message);
     } else if (message.type === 'drain') {
       this.#drained = this.#signaling;
+      // Where playback is, before the server hands the session on: the next server starts there.
+      this.#reportPosition();
       const seconds = Math.round(message.deadline_ms / 1000);
       const detail = `the server is shutting down within ${seconds} s; speech in progress may finish`;
       this.#emitError('SERVER_DRAINING', detail);
     } else if (message.type === 'error') {
       this.#emit('error', message);
     }
+  }
+
+  /** Look up the word playing now; tell it when it changed. */
+  #followWords() {
+    const playing = this.#chain.playing();
+    let seq = null;
+    if (playing && 'seq' in playing) seq = playing.seq;
+    else if (playing) seq = this.#syncs.seqAt(playing.transport_id, playing.rtp_timestamp);
+    for (const word of this.#words.follow(seq)) this.#emit('word', word);
   }
 
   #reportPosition() {
@@ -590,7 +664,9 @@ export class VoiceClient extends EventTarget {
     this.#life?.abort(error);
     this.#life = null;
     this.#statsReporter?.stop();
+    clearInterval(this.#wordPoller);
     this.#chain.shutdown(forgetPath);
+    this.#followWords(); // nothing plays now
     this.#signaling?.close();
     this.#signaling = null;
     this.#setState(state, { error });
@@ -654,7 +730,7 @@ export class VoiceClient extends EventTarget {
 }
 
 function defaultUrl() {
-  const url = new URL('/ws', globalThis.location.href);
+  const url = new URL(PATHS_LISTENER, globalThis.location.href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.href;
 }

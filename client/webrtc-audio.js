@@ -109,7 +109,16 @@ export class WebRTCAudio {
 
   /** What was last played, as the server wants it reported; null before anything was. */
   position() {
-    if (this.#pc.connectionState === 'closed') return this.#final;
+    return this.#pc.connectionState === 'closed' ? this.#final : this.playing();
+  }
+
+  /**
+   * The packet being played now, by its RTP timestamp (the `sync` messages tell its frame), or
+   * null when closed or before any.
+   * @returns {{transport_id: number, rtp_timestamp: number} | null}
+   */
+  playing() {
+    if (this.#pc.connectionState === 'closed') return null;
     // getSynchronizationSources() describes the last packet played out, not the last received.
     const source = this.#pc.getReceivers()[0]?.getSynchronizationSources()[0];
     if (!source || !this.transportId) return null;

@@ -12,7 +12,8 @@ import { FrameDecoder } from './frame-decoder.js';
  * @typedef {import('./frame-decoder.js').WebSocketCodec} WebSocketCodec
  * @typedef {import('./audio-frame.js').DecodedFrame} DecodedFrame
  * @typedef {{push(frame: DecodedFrame): void, readonly playing: boolean,
- *   readonly playedSeq: number | null}} FrameSink what plays the frames: an AudioOutput
+ *   readonly playedSeq: number | null, readonly playingSeq: number | null}} FrameSink what
+ *   plays the frames: an AudioOutput
  * @typedef {{isCancelled(utterance: number): boolean}} Cancellations a SessionCursor
  */
 
@@ -86,6 +87,15 @@ export class WebSocketAudio {
   position() {
     const seq = this.#output ? this.#output.playedSeq : this.#arrivedSeq;
     return seq === null || !this.transportId ? null : { transport_id: this.transportId, seq };
+  }
+
+  /**
+   * The frame being played now (captions only: the last arrived), or null.
+   * @returns {{seq: number} | null}
+   */
+  playing() {
+    const seq = this.#output ? this.#output.playingSeq : this.#arrivedSeq;
+    return seq === null ? null : { seq };
   }
 
   async stats() {

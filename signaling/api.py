@@ -20,13 +20,14 @@ from voice_rtc.auth import Authenticator, AuthError, Identity, Role, bearer_toke
 from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body, validation_error
 from voice_rtc.limits import Limits, RateLimited
-from voice_rtc.session import Draining, Session, SessionLimitReached, SessionRegistry
+from voice_rtc.registry import SessionRegistry
+from voice_rtc.session import Draining, SessionLimitReached
+from voice_rtc.store import StoreUnavailable
 from voice_rtc.telemetry import read_body
 
 from . import commands
 from .binding import agent_session
-from .events import session_state
-from .messages import ProtocolError, Speak, message
+from .messages import ProtocolError
 
 MAX_BODY_BYTES = 16 * 1024
 STATUS = {
@@ -37,6 +38,7 @@ STATUS = {
     ErrorCode.RATE_LIMIT_EXCEEDED: 429,
     ErrorCode.SERVER_BUSY: 503,
     ErrorCode.SERVER_DRAINING: 503,
+    ErrorCode.SESSION_STORE_UNAVAILABLE: 503,
     ErrorCode.QUEUE_FULL: 409,
     ErrorCode.UTTERANCE_CLOSED: 409,
 }
@@ -71,6 +73,8 @@ def api_routes(
             raise _error(ErrorCode.SERVER_DRAINING, str(exc)) from None
         except RateLimited as exc:
             raise _rate_limited(exc) from None
+        except StoreUnavailable as exc:
+            raise _error(ErrorCode.SESSION_STORE_UNAVAILABLE, str(exc), retry_after_s=2.0) from None
         made: dict[str, Any] = {"session_id": session.id, "user_id": session.user_id}
         if auth.mints:  # with RS256 the app's backend signs these itself (see the README)
             assert service.service is not None
@@ -84,32 +88,28 @@ def api_routes(
             }
         return web.json_response(made, status=201)
 
+    async def ask(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        """Run a command on the session in the path, wherever it is served."""
+        session_id = await _agents_session(auth, sessions, request)
+        try:
+            return await commands.ask(sessions, session_id, body)
+        except ProtocolError as exc:
+            raise _error(exc.code, exc.detail, **exc.extra) from None
+
     async def state(request: web.Request) -> web.Response:
-        session = _agents_session(auth, sessions, request)
-        return web.json_response(session_state(session))
+        answer = await ask(request, {"type": "state"})
+        return web.json_response({k: v for k, v in answer.items() if k != "type"})
 
     async def speak(request: web.Request) -> web.Response:
-        session = _agents_session(auth, sessions, request)
         body = await _body(request, SpeakBody, settings.http_timeout_s)
         # An Idempotency-Key makes a retried POST (its answer lost) speak once, like a resent
         # message id on the agent channel.
         key = request.headers.get("Idempotency-Key", "")[:64] or None
-        msg = Speak(
-            type="speak", id=key, text=body.text, utterance_id=body.utterance_id, final=body.final
-        )
-        try:
-            utterance_id = await commands.speak(
-                session, msg, limits, settings.max_text_chars, sessions.draining
-            )
-        except ProtocolError as exc:
-            raise _error(exc.code, exc.detail, **exc.extra) from None
-        except RateLimited as exc:
-            raise _rate_limited(exc) from None
-        return web.json_response(message("queued", utterance_id=utterance_id), status=202)
+        command = {"type": "speak", "id": key, **body.model_dump(exclude_none=True)}
+        return web.json_response(await ask(request, command), status=202)
 
     async def cancel(request: web.Request) -> web.Response:
-        session = _agents_session(auth, sessions, request)
-        return web.json_response(message("cancelled", utterance_ids=commands.cancel(session)))
+        return web.json_response(await ask(request, {"type": "cancel"}))
 
     return [
         web.post("/api/sessions", _answering(create)),
@@ -153,9 +153,9 @@ def _service(auth: Authenticator, request: web.Request) -> Identity:
         raise _error(ErrorCode.AUTHENTICATION_FAILED, str(exc)) from None
 
 
-def _agents_session(
+async def _agents_session(
     auth: Authenticator, sessions: SessionRegistry, request: web.Request
-) -> Session:
+) -> str:
     """The session in the path, if the caller (a service, or the session's agent) may act on it."""
     credential = bearer_token(request.headers.get("Authorization"))
     try:
@@ -168,9 +168,10 @@ def _agents_session(
     if identity.role not in (Role.AGENT, Role.SERVICE):
         raise _error(ErrorCode.FORBIDDEN, f"a {identity.role} token cannot act on sessions")
     try:
-        return agent_session(identity, sessions, request.match_info["session_id"])
+        record = await agent_session(identity, sessions, request.match_info["session_id"])
     except ProtocolError as exc:
-        raise _error(exc.code, exc.detail) from None
+        raise _error(exc.code, exc.detail, **exc.extra) from None
+    return record.session_id
 
 
 Body = TypeVar("Body", bound=BaseModel)

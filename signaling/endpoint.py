@@ -25,7 +25,7 @@ from voice_rtc.limits import Limits
 from voice_rtc.logs import LogThrottle
 from voice_rtc.media import Media
 from voice_rtc.ratelimit import TokenBucket
-from voice_rtc.session import SessionRegistry
+from voice_rtc.registry import SessionRegistry
 
 from .agent import AgentConnection
 from .channel import Channel
@@ -87,9 +87,8 @@ class SignalingEndpoint:
         self, ws: web.WebSocketResponse, transport: asyncio.Transport, _ip: str, on_hello: Hello
     ) -> Channel:
         return AgentConnection(
-            ws, transport, self._settings, self._sessions, self._auth, self._limits,
-            on_hello=on_hello,
-        )  # fmt: skip
+            ws, transport, self._settings, self._sessions, self._auth, on_hello=on_hello
+        )
 
     async def _handle(
         self, request: web.Request, make: "Callable[..., Channel]"

@@ -7,14 +7,15 @@ from typing import Any
 from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
 from voice_rtc.config import Settings
 from voice_rtc.playout import UtteranceEnded, UtteranceQueued, UtteranceStarted, UtteranceWords
-from voice_rtc.session import (
+from voice_rtc.session import Session
+from voice_rtc.session_events import (
     ListenerChanged,
     ListenerInput,
-    Session,
     SessionEnded,
     SessionEvent,
     UtteranceHeard,
 )
+from voice_rtc.store import SessionRecord
 from voice_rtc.transports.websocket import CODEC_LABELS
 
 from .messages import message
@@ -57,14 +58,16 @@ def listener_welcome(
     )
 
 
-def agent_welcome(session: Session, settings: Settings) -> dict[str, Any]:
+def agent_welcome(
+    record: SessionRecord, state: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
     return message(
         "welcome",
         version=PROTOCOL_VERSION,
         path=AGENT_PATH,
-        session_id=session.id,
-        state=session_state(session),
-        last_event=session.last_event_id,
+        session_id=record.session_id,
+        state={k: v for k, v in state.items() if k != "type"},
+        last_event=record.last_event_id,
         limits={
             "max_text_chars": settings.max_text_chars,
             "max_queued_utterances": settings.max_queued_utterances,

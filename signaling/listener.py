@@ -17,7 +17,8 @@ from voice_rtc.errors import ErrorCode
 from voice_rtc.limits import Limits
 from voice_rtc.media import Media
 from voice_rtc.playout import EndReason, UtteranceEnded
-from voice_rtc.session import PlayedPosition, Session, SessionRegistry
+from voice_rtc.registry import SessionRegistry
+from voice_rtc.session import PlayedPosition, Session
 from voice_rtc.transports.webrtc import RunStart, WebRTCPeer
 from voice_rtc.turn import ice_servers
 
@@ -40,7 +41,7 @@ from .messages import (
     message,
     parse_listener_message,
 )
-from .protocol import CLOSE_REPLACED
+from .protocol import CLOSE_GOING_AWAY, CLOSE_REPLACED
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,12 @@ class ListenerConnection(Channel):
         self.stop_tasks()
         self._session = None
         await self.ws.close(code=CLOSE_REPLACED, message=b"session resumed elsewhere")
+
+    async def moved(self) -> None:
+        """The session went to another process: reconnect, and resume it there."""
+        self.stop_tasks()
+        self._session = None
+        await self.ws.close(code=CLOSE_GOING_AWAY, message=b"session moved")
 
     async def closed(self) -> None:
         session, self._session = self._session, None

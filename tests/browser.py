@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from playwright.async_api import Browser, Locator, Page, async_playwright
 
@@ -26,6 +26,79 @@ CHROMIUM_ARGS = [
 ]
 
 T = TypeVar("T")
+
+# For the demo page, before its scripts: the client's `word` events (window.wordEvents) and every
+# change of the word marked in #captions (window.marks: a word passed between two looks is told
+# at once before the next, and never shown), timed; and the moment audio is first heard
+# (window.audioStart, once the test attaches window.testAnalyser).
+CAPTIONS_RECORDER = """
+window.wordEvents = [];
+window.marks = [];
+window.audioStart = null;
+addEventListener('DOMContentLoaded', () => {
+  voiceClient.addEventListener('word', ({ detail: word }) => {
+    wordEvents.push({ t: performance.now(), index: word?.index ?? null, text: word?.text ?? null });
+  });
+  const captions = document.getElementById('captions');
+  let last;
+  new MutationObserver(() => {
+    const mark = captions.querySelector('mark');
+    const index = mark ? Number(mark.dataset.index) : null;
+    if (index === last) return;
+    last = index;
+    marks.push({ t: performance.now(), index, text: mark?.textContent ?? null });
+  }).observe(captions, { childList: true, subtree: true, characterData: true });
+  setInterval(() => {
+    if (!window.testAnalyser || audioStart !== null) return;
+    // The analyser's window, oldest first: its newest 5 ms.
+    const samples = new Float32Array(testAnalyser.fftSize);
+    testAnalyser.getFloatTimeDomainData(samples);
+    const newest = samples.subarray(samples.length - testAnalyser.context.sampleRate / 200);
+    if (newest.some((s) => Math.abs(s) > 0.02)) audioStart = performance.now();
+  }, 5);
+});
+"""
+
+
+def in_order(recorded: list[dict[str, Any]]) -> list[int]:
+    """The word numbers in recorded `word` events or marks: silences left out, and a word told
+    again after a gap (speech resumes inside the word it stopped in) once."""
+    indices = [entry["index"] for entry in recorded if entry["index"] is not None]
+    return [index for i, index in enumerate(indices) if i == 0 or index != indices[i - 1]]
+
+
+def assert_shown_in_order(marks: list[dict[str, Any]], words: list[dict[str, Any]]) -> None:
+    """The captions marked the words in order, each once, and none lasting 100 ms or more
+    (`words`: the server's, with the frame each begins at) was left out."""
+    shown = in_order(marks)
+    assert shown == sorted(set(shown)), marks
+    lasting = {
+        i
+        for i in range(len(words))
+        if i + 1 == len(words) or words[i + 1]["frame"] - words[i]["frame"] >= 5
+    }
+    assert lasting <= set(shown), (marks, words)
+
+
+class Evaluates(Protocol):
+    """A page of Chromium's (Playwright) or Firefox's (tests/firefox.py)."""
+
+    async def evaluate(self, source: str, /) -> Any: ...
+
+
+async def heard_to_the_end(
+    page: Evaluates, sentence: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The `word` events and marks recorded (CAPTIONS_RECORDER) once the sentence's last word was
+    told, and is over."""
+    last = len(sentence.split()) - 1
+    told: list[dict[str, Any]] = await poll(
+        lambda: page.evaluate("wordEvents"),
+        lambda told: any(w["index"] == last for w in told) and told[-1]["index"] is None,
+        timeout=20,
+    )
+    marks: list[dict[str, Any]] = await page.evaluate("marks")
+    return told, marks
 
 
 @asynccontextmanager

@@ -115,31 +115,53 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    """A real redis-server on a free loopback port, nothing persisted; stopped afterwards."""
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "no",
-        "--save", "", "--appendonly", "no",
-        stdout=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.from_url(url)
-    try:
-        for _ in range(100):
-            try:
-                if await client.ping():
-                    break
-            except redis.ConnectionError:
-                await asyncio.sleep(0.05)
-        else:
+class RedisServer:
+    """A real redis-server on a loopback port, nothing persisted, that a test can stop and
+    start again (on the same port: an outage, then a restart that lost everything)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            "redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+            "--daemonize", "no", "--save", "", "--appendonly", "no",
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.from_url(self.url)
+        try:
+            for _ in range(100):
+                try:
+                    if await client.ping():
+                        return
+                except redis.ConnectionError:
+                    await asyncio.sleep(0.05)
             raise RuntimeError("redis-server did not start")
-        yield url
+        finally:
+            await client.aclose()
+
+    async def stop(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.terminate()
+            await self._process.wait()
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[RedisServer]:
+    server = RedisServer()
+    await server.start()
+    try:
+        yield server
     finally:
-        await client.aclose()
-        process.terminate()
-        await process.wait()
+        await server.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server: RedisServer) -> str:
+    """The URL of a real redis-server (see RedisServer)."""
+    return redis_server.url
 
 
 @pytest.fixture

@@ -42,6 +42,10 @@ class TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
+    def retarget(self, host: str, port: int) -> None:
+        """New connections go there from now on (a load balancer picking another server)."""
+        self._target = (host, port)
+
     def cut(self) -> int:
         """Drop every connection open now; returns how many there were."""
         links = list(self._links)

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 
 from tests.conftest import REPO, RunningServer, StartServer
+from tests.listener import Listener
 from tests.tcp_proxy import TcpProxy
 from voice_rtc.agent import Agent, AgentError, SessionGrant, create_session
 from voice_rtc.audio import FRAME_SAMPLES
-from voice_rtc.client import VoiceClient
 from voice_rtc.tts.base import WordMark
 from voice_rtc.tts.espeak import EspeakProvider
 
@@ -55,7 +55,7 @@ async def next_event(events: AsyncIterator[dict[str, Any]], kind: str, **match: 
 
 
 async def heard_by(
-    listener: VoiceClient, kind: str, match: Callable[[dict[str, Any]], bool] = lambda _e: True
+    listener: Listener, kind: str, match: Callable[[dict[str, Any]], bool] = lambda _e: True
 ) -> dict[str, Any]:
     """The listener's first event of this type that matches."""
     async with asyncio.timeout(30):
@@ -82,14 +82,14 @@ async def test_the_example_agent_greets_the_listener_and_answers_what_they_type(
         line = (await asyncio.wait_for(agent.stdout.readline(), 30)).decode()
         assert line.startswith("listener: "), line
         token = parse_qs(urlsplit(line.split()[-1]).query)["token"][0]
-        async with VoiceClient(espeak_server.url, token=token) as listener:
+        async with Listener(espeak_server.url, token=token) as listener:
             greeting = await heard_by(listener, "utterance_ended")
             assert greeting["reason"] == "done" and "Hello" in greeting["text"]
             assert listener.welcome["agent"] is True
             heard = (await asyncio.wait_for(agent.stdout.readline(), 30)).decode()
             assert heard.startswith(f"heard {greeting['utterance_id']}: 'Hello!"), heard
 
-            await listener.send({"type": "input", "text": "what time is it"})
+            await listener.send_input("what time is it")
             answer = await heard_by(listener, "utterance_ended", lambda e: "You said" in e["text"])
             assert answer["reason"] == "done"
             assert answer["text"].startswith("You said: what time is it. ")
@@ -120,7 +120,7 @@ async def test_the_agent_learns_the_words_the_listener_heard_before_a_barge_in(
     words = SENTENCE.split()
     assert grant.listener_token and grant.agent_token
     async with (
-        VoiceClient(espeak_server.url, transport="websocket", token=grant.listener_token) as ear,
+        Listener(espeak_server.url, transport="websocket", token=grant.listener_token) as ear,
         Agent(espeak_server.url, grant.session_id, grant.agent_token) as agent,
     ):
         events = agent.events()
@@ -149,7 +149,7 @@ async def test_a_whole_utterance_is_heard_whole_and_the_tone_gives_a_duration_on
     grant = await create_session(server.url, await service_token(http, server), "bob", http)
     assert grant.listener_token and grant.agent_token
     async with (
-        VoiceClient(server.url, token=grant.listener_token),
+        Listener(server.url, token=grant.listener_token),
         Agent(server.url, None, grant.agent_token) as agent,
     ):
         events = agent.events()
@@ -169,7 +169,7 @@ async def test_streamed_text_is_spoken_as_one_utterance_and_events_tell_the_list
     assert grant.listener_token and grant.agent_token
     async with Agent(espeak_server.url, grant.session_id, grant.agent_token) as agent:
         events = agent.events()
-        async with VoiceClient(espeak_server.url, token=grant.listener_token) as ear:
+        async with Listener(espeak_server.url, token=grant.listener_token) as ear:
             change = await next_event(events, "listener", change="connected")
             assert change["transport"] is None
             assert (await next_event(events, "listener", change="transport"))["transport"] == (
@@ -195,7 +195,7 @@ async def test_either_connection_can_drop_and_come_back_without_ending_the_sessi
     assert grant.listener_token and grant.agent_token
     try:
         async with (
-            VoiceClient(espeak_server.url, token=grant.listener_token) as ear,
+            Listener(espeak_server.url, token=grant.listener_token) as ear,
             Agent(proxy.url, grant.session_id, grant.agent_token) as agent,
         ):
             events = agent.events()
@@ -210,7 +210,7 @@ async def test_either_connection_can_drop_and_come_back_without_ending_the_sessi
             await ear.drop()
             await next_event(events, "listener", change="disconnected")
             await next_event(events, "listener", change="resumed")
-            await ear.wait_for_state("connected")
+            await ear.wait_until_up()
             third = await agent.speak("Still here.")
             await heard_by(ear, "utterance_ended", lambda e: e["utterance_id"] == third)
         ids = [e["utterance_id"] for e in ear.events if e["type"] == "utterance_ended"]
@@ -376,7 +376,7 @@ async def test_malformed_agent_messages_get_stable_codes_and_the_listener_plays_
     server = await start_server(max_text_chars=2000)
     grant = await create_session(server.url, await service_token(http, server), "carol", http)
     assert grant.listener_token
-    async with VoiceClient(server.url, token=grant.listener_token) as ear:
+    async with Listener(server.url, token=grant.listener_token) as ear:
         async with http.ws_connect(server.url + "agent") as ws:
             await ws.send_json({"type": "speak", "text": "too soon"})
             assert (await receive(ws, "error"))["code"] == "HELLO_REQUIRED"

@@ -26,6 +26,7 @@ class Script:
     sleeps: list[float] = field(default_factory=list)
     given_up: Exception | None = None
     reconnect_on_drop: bool = True
+    going_away: bool = False
 
     async def connect(self) -> Link:
         outcome = self.outcomes.pop(0)
@@ -53,6 +54,7 @@ class Script:
             on_attempt=lambda attempt, most: self.log.append(f"attempt {attempt}/{most}"),
             on_attempt_failed=lambda error, attempt: self.log.append(f"failed {attempt}"),
             on_give_up=self.give_up,
+            going_away=lambda _link: self.going_away,
             sleep=self.sleep,
             delay=lambda attempt, base, cap: min(cap, base * 2**attempt),  # the ceiling
             clock=lambda: self.now,
@@ -76,6 +78,18 @@ async def test_it_backs_off_then_gives_up_after_max_attempts_with_the_last_error
     ]
     assert script.sleeps == [1.0, 2.0, 4.0]
     assert script.given_up is refused
+
+
+async def test_a_server_going_away_is_reconnected_at_once_then_with_backoff() -> None:
+    refused = OSError("connection refused")
+    script = Script([refused, Link()], going_away=True)
+    first = Link()
+    first.closed.set()
+    run = asyncio.create_task(script.reconnector().run(first))
+    await asyncio.sleep(0.01)
+    run.cancel()
+    assert script.log == ["dropped", "attempt 1/3", "failed 1", "attempt 2/3", "connected"]
+    assert script.sleeps == [0.25, 2.0]  # a jitter's ceiling only, then backoff as usual
 
 
 async def test_attempts_count_again_only_after_a_connection_that_stayed_up() -> None:

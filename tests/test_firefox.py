@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import poll
+from tests.browser import CAPTIONS_RECORDER, assert_shown_in_order, heard_to_the_end, poll
 from tests.conftest import RunningServer, StartServer
 from tests.firefox import FirefoxPage, firefox
 from tests.netns import Namespace
@@ -232,3 +232,57 @@ async def test_refused_audio_is_told_and_one_click_plays_it_with_nothing_lost(
         played = await poll(lambda: stats(page), lambda s: number(s, "framesPlayed") >= 51, 5)
         assert number(played, "framesPlayed") == 51, played
         assert number(played, "overflowFrames") == 0 and number(played, "duplicateFrames") == 0
+
+
+# The words the server places in the audio (`utterance_words`), as the page's signaling gets
+# them: puppeteer-core has no hook on a page's WebSockets, so the page's own is wrapped.
+CAPTURE_WORDS = """
+window.serverWords = [];
+window.WebSocket = class extends WebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener('message', ({ data }) => {
+      const message = typeof data === 'string' ? JSON.parse(data) : null;
+      if (message?.type === 'utterance_words') serverWords.push(...message.words);
+    });
+  }
+};
+"""
+
+
+async def test_captions_mark_each_word_as_it_is_heard_over_webrtc(
+    start_server: StartServer, listener_host: Namespace, pulse: PulseAudio
+) -> None:
+    """Firefox's getSynchronizationSources() and the server's `sync` messages: each word of an
+    eSpeak NG sentence is marked in order, when its audio plays."""
+    netns = listener_host
+    server = await start_server(ice_host_addresses=netns.host_ip, tts="espeak")
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    sentence = "Seven quick brown foxes jumped over a sleeping dog."
+    async with (
+        namespace_proxy(netns.name, "127.0.0.1", port) as proxy,
+        firefox(pulse, netns=netns.name) as page,
+    ):
+        await page.init_script(CAPTURE_WORDS)
+        await page.init_script(CAPTIONS_RECORDER)
+        await page.goto(proxy.url)
+        # First a word, heard to its end: Firefox may take a second or two to open the sound
+        # device, meanwhile the speech waits in its jitter buffer, which then plays it faster
+        # and skips some to catch up (seen). The sentence comes once it plays in step.
+        await speak(page, "Hello.")
+        await page.wait_for_text("#state", "^connected$")
+        await page.wait_for_text("#transport", "^WebRTC$")
+        await heard_to_the_end(page, "Hello.")
+        await page.evaluate("wordEvents.length = marks.length = serverWords.length = 0")
+        await speak(page, sentence)
+        told, marks = await heard_to_the_end(page, sentence)
+        words = await page.evaluate("serverWords")
+
+    assert [w["text"] for w in words] == sentence.split(), words
+    told = [w for w in told if w["index"] is not None]
+    assert [w["index"] for w in told] == list(range(len(words))), told
+    assert_shown_in_order(marks, words)
+    for heard, word in zip(told, words, strict=True):
+        heard_ms = heard["t"] - told[0]["t"]
+        due_ms = (word["frame"] - words[0]["frame"]) * 20
+        assert abs(heard_ms - due_ms) <= 300, (heard, word, told)

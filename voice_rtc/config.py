@@ -216,7 +216,9 @@ class Settings(BaseModel):
         False,
         "take client addresses from `X-Forwarded-For` (only behind a proxy you run, which sets it)",
     )
-    redis_url: RedisUrl = setting("", "share rate limits between processes through this Redis")
+    redis_url: RedisUrl = setting(
+        "", "share sessions and rate limits between processes through this Redis"
+    )
     limit_connections_per_minute: int = setting(
         30, "new connections per user, and per address, per minute", ge=1
     )
@@ -245,7 +247,7 @@ class Settings(BaseModel):
     )
     admission_lateness_ms: float = setting(
         20.0,
-        "...or once the clock's ticks leave this late (p99 over 2 s) while the process is busy "
+        "...or once the clock's ticks leave this late (p90 over 2 s) while the process is busy "
         "itself",
         gt=0,
     )
@@ -285,6 +287,13 @@ class Settings(BaseModel):
     max_sdp_bytes: int = setting(16384, "bytes in one SDP offer (`INVALID_SDP` beyond)", ge=1024)
     session_grace_s: float = setting(
         30.0, "how long a session waits for its listener to come back after a drop", gt=0
+    )
+    session_lease_s: float = setting(
+        3.0,
+        "with Redis: how long a process's claim on a session lasts unrenewed (a crashed "
+        "process's sessions move on this much later)",
+        ge=0.5,
+        le=60,
     )
     resume_window_ms: int = setting(
         3000,

@@ -70,6 +70,7 @@ class ErrorCode(StrEnum):
     UTTERANCE_CLOSED = "UTTERANCE_CLOSED"
     QUEUE_FULL = "QUEUE_FULL"
     SERVER_BUSY = "SERVER_BUSY"
+    SESSION_STORE_UNAVAILABLE = "SESSION_STORE_UNAVAILABLE"
     SERVER_DRAINING = "SERVER_DRAINING"
     TTS_SERVICE_UNAVAILABLE = "TTS_SERVICE_UNAVAILABLE"
     AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
@@ -118,6 +119,12 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ),
     ErrorCode.SERVER_BUSY: _info(
         _E, Category.CAPACITY, Action.RETRY_LATER, "The service is busy; trying again shortly."
+    ),
+    ErrorCode.SESSION_STORE_UNAVAILABLE: _info(
+        _E,
+        Category.SERVER,
+        Action.RETRY_LATER,
+        "The service cannot reach its session store; trying again shortly.",
     ),
     ErrorCode.SERVER_DRAINING: _info(
         _W, Category.CAPACITY, Action.RECONNECT, "The service is restarting; reconnecting."

@@ -6,7 +6,7 @@ import time
 from aiohttp import web
 
 from .limits import Limits
-from .session import SessionRegistry
+from .registry import SessionRegistry
 from .tts.base import TTSProvider
 
 
@@ -26,7 +26,11 @@ def health_routes(
         )
 
     async def ready(_request: web.Request) -> web.Response:
-        redis_ok = await limits.healthy() if limits.shared else None
+        # Redis holds the rate limits and, shared between processes, the sessions: without it
+        # sessions here play on, but none can be made or resumed.
+        redis_ok = None
+        if limits.shared or sessions.store.shared:
+            redis_ok = await limits.healthy() and await sessions.store.healthy()
         full = sessions.room()
         if sessions.draining:
             status = "draining"
@@ -35,6 +39,8 @@ def health_routes(
         else:
             status = "ready" if redis_ok is not False else "redis_unavailable"
         body: dict[str, object] = {"status": status, "sessions": len(sessions), "tts": tts.status()}
+        if sessions.store.shared:
+            body["process"] = sessions.process_id
         if full:
             body["full"] = full  # max_sessions, or the measured load: late, busy
         if redis_ok is not None:

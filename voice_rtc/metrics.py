@@ -37,6 +37,14 @@ HEARTBEAT_RTT = Histogram(
     "Round-trip time of client heartbeats, as the clients measured them",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0),
 )
+TAKEOVERS = Counter(
+    "voice_rtc_session_takeovers_total",
+    "Sessions this process took over from another (a listener resumed here, or its owner died)",
+)
+LEASES_LOST = Counter(
+    "voice_rtc_session_leases_lost_total",
+    "Sessions this process stopped serving because another one had claimed them",
+)
 ERRORS = Counter(
     "voice_rtc_errors_total",
     "Errors by code: sent to clients (source=server) or reported by them (source=client)",

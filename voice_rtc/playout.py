@@ -23,6 +23,7 @@ from enum import StrEnum
 from . import metrics
 from .audio import FRAME_BYTES, FRAME_MS, SAMPLE_WIDTH, Reframer
 from .opus import Codec, FrameEncoder
+from .speech import PlayedFrame, Speech, StoredUtterance, StoredWord
 from .tts.base import Retract, TTSProvider, WordMark
 from .utterance import Sentence, Utterance, UtteranceClosed, Word
 
@@ -160,6 +161,10 @@ class Playout:
         self._played_upto: dict[int, int] = {}
         self._ended: OrderedDict[int, Utterance] = OrderedDict()
         self._acknowledging = False  # the current transport reports what the listener played
+        self._last_played: PlayedFrame | None = None
+        # Counts every change to the speech (text queued or added, an end, a frame played): what
+        # the session's owner writes to the store when it has moved on.
+        self.version = 0
         self.underruns = 0
         self.held = 0  # ticks of silence because the listener stopped acknowledging
 
@@ -184,6 +189,7 @@ class Playout:
         utterance = Utterance(self._next_id, text, final, self._max_pending_chars)
         self._next_id += 1
         self._queue.append(utterance)
+        self.version += 1
         self._on_event(UtteranceQueued(utterance.id, text, final))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._synthesize_queue(), name="playout-synthesis")
@@ -195,6 +201,7 @@ class Playout:
         if utterance is None:
             raise UtteranceClosed(f"utterance {utterance_id} is not queued")
         utterance.add_text(text, final)
+        self.version += 1
 
     def cancel(self) -> list[int]:
         """Drop the rest of the current utterance and everything queued; returns their ids."""
@@ -227,14 +234,50 @@ class Playout:
             frame = self._unacknowledged.popleft()
             if not frame.preroll:
                 self._played.append(frame)
-                self._played_upto[frame.utterance_id] = frame.index
+                self._note_played(frame)
         while self._replay and self._replay[0].seq <= seq:
             self._replay.popleft()
         cancelled = self._cancelled_in_flight
         while cancelled and cancelled[0].seq <= seq:
             frame = cancelled.popleft()
             if not frame.preroll:
-                self._played_upto[frame.utterance_id] = frame.index
+                self._note_played(frame)
+
+    def _note_played(self, frame: Frame) -> None:
+        self._played_upto[frame.utterance_id] = frame.index
+        self._last_played = PlayedFrame(frame.seq, frame.utterance_id, frame.index)
+        self.version += 1
+
+    def speech(self) -> Speech:
+        """The speech as text, and where the listener is in it: what another process needs to
+        go on with it."""
+        utterances = [
+            StoredUtterance(
+                u.id,
+                u.text,
+                u.final,
+                [StoredWord(w.start, w.end, w.sample) for w in u.words] if u.played else [],
+            )
+            for u in self._queue
+        ]
+        return Speech(utterances, self._last_played, self._next_id)
+
+    def restore(self, speech: Speech, deterministic: bool) -> None:
+        """Take up `speech` from another process: the listener goes on at the first frame it
+        had not played (see Utterance.resume_at), numbered as that process would have."""
+        played = self._last_played = speech.played
+        self._next_id = speech.next_utterance_id
+        # Frames it was sent but did not report get the seqs they had: a client that played
+        # them already knows them by seq.
+        self._seq = played.seq + 1 if played else 0
+        for stored in speech.utterances:
+            utterance = Utterance(stored.id, stored.text, stored.final, self._max_pending_chars)
+            if played is not None and stored.id == played.utterance_id:
+                words = [Word(w.start, w.end, w.sample) for w in stored.words]
+                utterance.resume_at(played.index + 1, words, deterministic)
+            self._queue.append(utterance)
+        if self._queue:
+            self._worker = asyncio.create_task(self._synthesize_queue(), name="playout-synthesis")
 
     def rewind(self) -> int:
         """Hand out again every frame not acknowledged, before anything new; returns how many.
@@ -301,6 +344,7 @@ class Playout:
         self._queue.clear()
 
     def _end(self, utterance: Utterance, reason: EndReason) -> None:
+        self.version += 1
         self._ended[utterance.id] = utterance
         utterance.frames.clear()
         while len(self._ended) > ENDED_MEMORY:
@@ -371,6 +415,10 @@ class Playout:
                         )
                     utterance.samples += len(item) // SAMPLE_WIDTH
                     self._publish_words(utterance)
+                    if utterance.skip_samples:  # said again after a takeover: played already
+                        dropped = min(len(item) // SAMPLE_WIDTH, utterance.skip_samples)
+                        utterance.skip_samples -= dropped
+                        item = item[dropped * SAMPLE_WIDTH :]
                     await self._encode(utterance, encoding, list(encoding.reframer.push(item)))
                     await self._wait_for_room()
             finally:
@@ -394,7 +442,10 @@ class Playout:
         ]
         if new:
             utterance.words_published += len(new)
-            self._on_event(UtteranceWords(utterance.id, utterance.text, tuple(new)))
+            # Taken over: the words before the cut were told by the process before.
+            told = [w for w in new if w.sample >= utterance.resumed_from]
+            if told:
+                self._on_event(UtteranceWords(utterance.id, utterance.text, tuple(told)))
 
     async def _encode(self, utterance: Utterance, encoding: _Encoding, frames: list[bytes]) -> None:
         """Encode in batches, each playable as soon as it is done."""

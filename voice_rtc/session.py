@@ -1,11 +1,12 @@
 """A listener's session: its playout, events and cursor, independent of any connection.
 
-A session outlives its connections. The *controller* (the listener's signaling connection) can
-drop and another take over with the resume token; the *audio transport* (WebRTC peer or
-WebSocket stream) can be replaced; each new transport starts from the first frame the listener
-has not acknowledged. Agents (an app's backend speaking into the session) connect beside the
-listener, independently. With neither a listener nor an agent for `grace_s` (from the start,
-too: a session made for a listener who never comes) the session ends and frees everything.
+A session outlives its connections, and its process too (voice_rtc.registry moves it). The
+*controller* (the listener's signaling connection) can drop and another take over with the
+resume token; the *audio transport* (WebRTC peer or WebSocket stream) can be replaced; each new
+transport starts from the first frame the listener has not acknowledged. Agents (an app's
+backend speaking into the session) connect beside the listener, independently. With neither a
+listener nor an agent for `grace_s` (from the start, too: a session made for a listener who
+never comes) the session ends and frees everything.
 """
 
 import asyncio
@@ -13,22 +14,25 @@ import contextlib
 import logging
 import math
 import secrets
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from . import metrics
-from .limits import Limits
-from .load import ROOM, LoadMonitor
-from .logs import LogThrottle
-from .opus import Codec
-from .playout import EndReason, Frame, Heard, Playout, PlayoutEvent, UtteranceEnded
-from .tts.base import TTSProvider
+from .playout import Frame, Playout, PlayoutEvent, UtteranceEnded
+from .session_events import (
+    ListenerChanged,
+    ListenerInput,
+    SessionEnded,
+    SessionEvent,
+    UtteranceHeard,
+)
+from .store.records import Changes, Lease, SessionRecord, token_hash
 
 log = logging.getLogger(__name__)
 SPOKEN_MEMORY = 256  # speak request ids remembered per session
-SESSIONS_REFUSED = LogThrottle(log)  # a crowd of newcomers refused at once: a few lines, a count
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,14 @@ class Controller(Protocol):
     async def replaced(self) -> None:
         """Another connection resumed this session: stop controlling it."""
 
+    async def moved(self) -> None:
+        """The session is another process's now: reconnect (it is found there)."""
+
+
+class AgentLink(Protocol):
+    async def moved(self) -> None:
+        """The session is another process's now: reconnect (it is found there)."""
+
 
 class SessionLimitReached(Exception):
     def __init__(self, detail: str, retry_after_s: float) -> None:
@@ -67,41 +79,6 @@ class SessionLimitReached(Exception):
 
 class Draining(Exception):
     """The server is shutting down: it takes no new sessions or speech."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerChanged:
-    """For agents: the listener `connected`, `resumed` (came back to the session after a
-    drop), `disconnected`, or moved its audio (`transport`: webrtc, websocket, or none)."""
-
-    change: str
-    transport: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ListenerInput:
-    """For agents: what the listener typed (or said, transcribed by its app)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class UtteranceHeard:
-    """For agents, once an utterance has ended (or been cancelled) and the listener's reports
-    have caught up with it (or stopped coming): what the listener played of it."""
-
-    heard: Heard
-    reason: EndReason
-
-
-@dataclass(frozen=True, slots=True)
-class SessionEnded:
-    """For agents: the session is over (it expired, or the server shut down)."""
-
-    reason: str
-
-
-SessionEvent = PlayoutEvent | ListenerChanged | ListenerInput | UtteranceHeard | SessionEnded
 
 
 class Session:
@@ -115,19 +92,28 @@ class Session:
         heard_settle_s: float = 0.7,
         created_by: str | None = None,
         event_memory: int = 256,
+        resume_token: str | None = None,
+        events: list[tuple[int, SessionEvent]] | None = None,
+        first_event_id: int = 0,
     ) -> None:
+        """`resume_token`, `events` and `first_event_id`: of a session taken over from another
+        process (its events go on numbered from `first_event_id`)."""
         self.id = session_id
         self.user_id = user_id  # only this user may resume it
         self.created_by = created_by  # the service that made it for the user (None: the user)
-        self.resume_token = secrets.token_urlsafe(32)  # 256 bits
+        self.resume_token = resume_token or secrets.token_urlsafe(32)  # 256 bits
         # Numbered events, the latest `event_memory` kept, so that a client resuming after a
         # drop gets the ones its dead connection never delivered.
-        self._events: deque[tuple[int, SessionEvent]] = deque(maxlen=event_memory)
-        self._event_count = 0
+        self._events: deque[tuple[int, SessionEvent]] = deque(events or (), maxlen=event_memory)
+        self._event_count = first_event_id
+        self._events_forgotten = self._events[0][0] - 1 if self._events else first_event_id
         self._event_added = asyncio.Event()
         self.playout = playout(self._on_playout_event)
         self.controller: Controller | None = None  # the listener's connection
-        self.agents = 0  # agent connections (an agent drives the session from a backend)
+        self._agents: set[AgentLink] = set()  # agents connected here
+        # Agents connected to other processes, kept while their process says so (by a key
+        # naming the connection, until a monotonic time).
+        self._remote_agents: dict[str, float] = {}
         self.listener_seen = False  # has a listener ever joined
         self.audio: AudioTransport | None = None
         # Transports by id: the current one and the one before it (closed), since a listener's
@@ -145,11 +131,27 @@ class Session:
         # a reconnection (its reply was lost with the connection) gets the same utterance,
         # and nothing is spoken twice.
         self._spoken: OrderedDict[str, int] = OrderedDict()
+        # Ownership, where sessions are shared between processes (voice_rtc.registry): the
+        # lease, and until when it is known to hold. Past that the session sends nothing until
+        # a renewal says it is still ours: a process that froze must not talk over the one
+        # that took the session over. `sending` is off while it is being handed off.
+        self.lease: Lease | None = None
+        self.lease_valid_until = math.inf
+        self.sending = True
+        self._written = (first_event_id, -1, False)  # events, speech version, seen: in the store
+        self.token_unwritten = False  # a new resume token the store has not learnt yet
         self.closed = False
         metrics.ACTIVE_SESSIONS.labels("none").inc()
         self._expire_unless_joined()
 
+    @property
+    def agents(self) -> int:
+        """Agent connections, here and elsewhere."""
+        return len(self._agents) + len(self._remote_agents)
+
     def next_frame(self) -> Frame | None:
+        if not self.sending or self.lease_valid_until < time.monotonic():
+            return None
         return self.playout.next_frame()
 
     def attach(self, controller: Controller, resumed: bool = False) -> Controller | None:
@@ -182,13 +184,86 @@ class Session:
     def listener_input(self, text: str) -> None:
         self._publish(ListenerInput(text))
 
-    def join_agent(self) -> None:
-        self.agents += 1
+    def join_agent(self, agent: AgentLink) -> None:
+        self._agents.add(agent)
         self._stop_grace()
 
-    def leave_agent(self) -> None:
-        self.agents = max(0, self.agents - 1)
+    def leave_agent(self, agent: AgentLink) -> None:
+        self._agents.discard(agent)
         self._expire_unless_joined()
+
+    def remote_agent(self, key: str, until: float | None) -> None:
+        """An agent connected to another process is there (until the monotonic time `until`,
+        unless renewed), or (None) has gone."""
+        if until is None:
+            self._remote_agents.pop(key, None)
+            self._expire_unless_joined()
+        else:
+            self._remote_agents[key] = until
+            self._stop_grace()
+
+    def forget_silent_agents(self, now: float) -> None:
+        """Remote agents whose process stopped saying they are there are gone."""
+        gone = [key for key, until in self._remote_agents.items() if until < now]
+        for key in gone:
+            self.remote_agent(key, None)
+
+    def record(self) -> SessionRecord:
+        return SessionRecord(
+            self.id,
+            self.user_id,
+            self.created_by,
+            token_hash(self.resume_token),
+            self.listener_seen,
+            self.playout.speech(),
+            self._event_count,
+        )
+
+    def changes(self) -> Changes | None:
+        """What changed since the last call (None: nothing): for the store."""
+        events_written, version_written, seen_written = self._written
+        version = self.playout.version
+        now = (self._event_count, version, self.listener_seen)
+        if now == self._written and not self.token_unwritten:
+            return None
+        changes = Changes(
+            speech=self.playout.speech() if version != version_written else None,
+            listener_seen=self.listener_seen if self.listener_seen != seen_written else None,
+            events=[(n, e) for n, e in self._events if n > events_written],
+            resume_token_hash=token_hash(self.resume_token) if self.token_unwritten else None,
+        )
+        self._written, self.token_unwritten = now, False
+        return changes
+
+    def unwritten(self, token: bool = False) -> None:
+        """The last changes did not reach the store: write everything next time (`token`:
+        the resume token too)."""
+        self._written = (self._events_forgotten, -1, not self.listener_seen)
+        self.token_unwritten |= token
+
+    async def abandon(self) -> None:
+        """Another process owns the session now: stop at once, and end nothing (the session
+        goes on there). Its connections here are closed as for a server going away: the
+        listener and the agents reconnect, and find it there."""
+        if self.closed:
+            return
+        self.closed = True
+        self.sending = False
+        self._stop_grace()
+        for task in list(self._tasks):
+            task.cancel()
+        audio, self.audio = self.audio, None
+        metrics.ACTIVE_SESSIONS.labels(audio.kind if audio else "none").dec()
+        if audio is not None:
+            await audio.close()
+        self._transports.clear()
+        controller, self.controller = self.controller, None
+        if controller is not None:
+            await controller.moved()
+        for agent in list(self._agents):
+            await agent.moved()
+        self._event_added.set()  # whoever waits for events: the session is gone from here
+        await self.playout.close()
 
     async def set_audio(self, transport: AudioTransport | None) -> int:
         """Replace the audio transport; a new one starts at the first unacknowledged frame.
@@ -239,7 +314,7 @@ class Session:
         await self.playout.close()
 
     def _expire_unless_joined(self) -> None:
-        if self.controller is None and self.agents == 0 and self._grace is None and not self.closed:
+        if self.controller is None and not self.agents and self._grace is None and not self.closed:
             self._grace = asyncio.create_task(self._expire(), name="session-grace")
 
     def _stop_grace(self) -> None:
@@ -253,11 +328,12 @@ class Session:
         await self._on_expired(self, "expired")
 
     async def events_after(self, event_id: int) -> list[tuple[int, SessionEvent]]:
-        """Wait for events numbered above `event_id`; returns them, oldest first, with ids."""
-        while not self._events or self._events[-1][0] <= event_id:
+        """Wait for events numbered above `event_id`; returns them, oldest first, with ids
+        (none once the session has been abandoned to another process)."""
+        while (not self._events or self._events[-1][0] <= event_id) and not self.closed:
             self._event_added.clear()
             await self._event_added.wait()
-        if self._events[0][0] > event_id + 1:
+        if event_id < self._events_forgotten:
             log.warning("session_events_missed", extra={"session_id": self.id})
         return [(n, e) for n, e in self._events if n > event_id]
 
@@ -290,131 +366,7 @@ class Session:
 
     def _publish(self, event: SessionEvent) -> None:
         self._event_count += 1
+        if len(self._events) == self._events.maxlen:
+            self._events_forgotten = self._events[0][0]
         self._events.append((self._event_count, event))
         self._event_added.set()
-
-
-class SessionRegistry:
-    """Owns every live session; finds them by resume token; closes them all on shutdown."""
-
-    def __init__(
-        self,
-        tts: TTSProvider,
-        codec: Codec,
-        limits: Limits,
-        max_sessions: int,
-        max_queued_utterances: int,
-        resume_window_frames: int = 150,
-        lookahead_frames: int = 250,
-        load: LoadMonitor | None = None,
-        grace_s: float = 30.0,
-        heard_settle_s: float = 0.7,
-    ) -> None:
-        self._tts = tts
-        self._grace_s = grace_s
-        self._heard_settle_s = heard_settle_s
-        self._load = load
-        self._codec = codec
-        self._lookahead_frames = lookahead_frames
-        self._limits = limits
-        self._max_sessions = max_sessions
-        self._max_queued_utterances = max_queued_utterances
-        self._resume_window_frames = resume_window_frames
-        self._sessions: dict[str, Session] = {}
-        self._by_token: dict[str, Session] = {}
-        self.draining = False
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    @property
-    def full(self) -> bool:
-        return self.room() != ""
-
-    def room(self) -> str:
-        """Why this process takes no new session now ("" if it does): at its bound of
-        sessions, or its measured load ("late", "busy")."""
-        if len(self._sessions) >= self._max_sessions:
-            return "max_sessions"
-        return self._load.check().reason if self._load else ""
-
-    def begin_drain(self) -> None:
-        """Take no new sessions from now on; the ones open may finish what they are saying."""
-        self.draining = True
-        metrics.DRAINING.set(1)
-
-    def speaking(self) -> int:
-        """Sessions with a listener attached and speech still to play."""
-        return sum(1 for s in self._sessions.values() if s.audio and s.playout.speaking)
-
-    async def wait_until_quiet(self, timeout_s: float) -> bool:
-        """Wait for speech in progress to finish, `timeout_s` at most; True if it did."""
-        poll_s = 0.1  # speech ends in many sessions at once: polling is simplest
-        for _ in range(math.ceil(timeout_s / poll_s)):
-            if not self.speaking():
-                break
-            await asyncio.sleep(poll_s)
-        return not self.speaking()
-
-    async def create(self, user_id: str, created_by: str | None = None) -> Session:
-        """A new session for `user_id` (made by the service `created_by`, or by the user);
-        raises Draining, SessionLimitReached or RateLimited."""
-        if self.draining:
-            raise Draining("the server is shutting down")
-        if len(self._sessions) >= self._max_sessions:
-            raise SessionLimitReached(f"{self._max_sessions} sessions are already open", 10.0)
-        verdict = self._load.check(newcomers=1) if self._load else ROOM
-        if verdict is not ROOM:
-            detail = f"this server is at capacity ({verdict.reason}); try again later"
-            load = self._load.status() if self._load else {}
-            SESSIONS_REFUSED.info("session_refused", verdict.reason, reason=verdict.reason, **load)
-            raise SessionLimitReached(detail, verdict.retry_after_s)
-
-        def playout(on_event: Callable[[PlayoutEvent], None]) -> Playout:
-            return Playout(
-                self._tts,
-                self._codec,
-                on_event,
-                max_queued=self._max_queued_utterances,
-                lookahead_frames=self._lookahead_frames,
-                resume_window=self._resume_window_frames,
-            )
-
-        session_id = secrets.token_hex(8)
-        await self._limits.open_session(user_id, session_id)
-        if self._load:
-            self._load.admitted()  # counted once it is sure to exist
-        session = Session(
-            session_id,
-            user_id,
-            playout,
-            self.close,
-            grace_s=self._grace_s,
-            heard_settle_s=self._heard_settle_s,
-            created_by=created_by,
-        )
-        self._sessions[session.id] = session
-        self._by_token[session.resume_token] = session
-        log.info("session_started", extra={"session_id": session.id, "made_by": created_by})
-        return session
-
-    def get(self, session_id: str) -> Session | None:
-        return self._sessions.get(session_id)
-
-    def by_resume_token(self, token: str) -> Session | None:
-        return self._by_token.get(token)
-
-    def leases(self) -> list[tuple[str, str]]:
-        """(user id, session id) of every live session: the slots to keep renewing."""
-        return [(s.user_id, s.id) for s in self._sessions.values()]
-
-    async def close(self, session: Session, reason: str = "closed") -> None:
-        if self._sessions.pop(session.id, None) is not None:
-            self._by_token.pop(session.resume_token, None)
-            await self._limits.close_session(session.user_id, session.id)
-            log.info("session_ended", extra={"session_id": session.id, "reason": reason})
-        await session.close(reason)
-
-    async def close_all(self) -> None:
-        sessions = list(self._sessions.values())
-        await asyncio.gather(*(self.close(s, "shutdown") for s in sessions))

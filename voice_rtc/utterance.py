@@ -69,6 +69,10 @@ class Utterance:
     samples: int = 0  # of audio made so far (and not taken back)
     words: list[Word] = field(default_factory=list)  # timed so far, in order
     words_published: int = 0  # of them, told to listeners
+    # Taken over from another process, from frame `played` on: audio made again before it is
+    # dropped (a deterministic voice says it again exactly), words timed before it were told.
+    resumed_from: int = 0  # the sample this process's audio of it begins at
+    skip_samples: int = 0  # made again, still to drop
     _pending: str = ""  # received, not yet handed to synthesis
     _cursor: int = 0  # where in `text` the next sentence's words are to be found
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -99,6 +103,24 @@ class Utterance:
         self._pending += text
         self.final = final
         self._arrived.set()
+
+    def resume_at(self, frame: int, words: list[Word], deterministic: bool) -> None:
+        """Go on from `frame`, which another process's listener had not played yet. A
+        deterministic voice speaks it all again and the audio before `frame` is dropped: not a
+        frame lost or repeated. Any other voice gives different audio each time: it starts again
+        at the word the listener was hearing (repeated, none skipped), its audio at `frame`."""
+        self.played = frame
+        self.resumed_from = frame * FRAME_SAMPLES
+        if deterministic:
+            self.skip_samples = self.resumed_from
+            return
+        heard = [w for w in words if w.frame < frame]
+        self.words = heard[:-1]  # the word at the cut is timed again as it is said again
+        self.words_published = len(self.words)
+        self.samples = self.resumed_from
+        if heard:
+            self._cursor = heard[-1].start
+            self._pending = self.text[heard[-1].start :]
 
     def heard(self, last_frame: int) -> tuple[str, int]:
         """What a listener who played frames up to `last_frame` heard: the text up to the end

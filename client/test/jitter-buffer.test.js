@@ -187,3 +187,23 @@ test('another rate keeps the durations and what was played, and drops frames it 
   buffer.push({ seq: 7, utterance: 2, samples: new Float32Array(960).fill(8) });
   assert.equal(buffer.bufferedMs, 20);
 });
+
+test('playingSeq is the frame leaving the buffer, not the last received; null when idle', () => {
+  const buffer = new JitterBuffer({ targetMs: 100 }); // 5 frames
+  pushAll(buffer, range(0, 8));
+  assert.equal(buffer.playingSeq, null); // buffered, not played yet
+  pull(buffer, 1);
+  assert.equal(buffer.playingSeq, 0);
+  pull(buffer, FRAME); // the last sample of frame 0, then the first of frame 1
+  assert.equal(buffer.playingSeq, 1);
+  assert.equal(buffer.playedSeq, 0);
+  pull(buffer, 6 * FRAME + FRAME - 1); // to the end of frame 7
+  assert.equal(buffer.playingSeq, 7);
+  pull(buffer, 1); // ran dry
+  assert.equal(buffer.playingSeq, null);
+  pushAll(buffer, range(8, 20));
+  pull(buffer, 3 * FRAME);
+  assert.equal(buffer.playingSeq, 10);
+  buffer.flush(); // barge-in
+  assert.equal(buffer.playingSeq, null);
+});

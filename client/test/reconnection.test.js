@@ -17,7 +17,7 @@ function connection() {
  * A supervisor on a fake clock; `attempts` decides each connection attempt: a connection, or
  * an error to throw. Returns what happened, in order.
  */
-function supervise(attempts, { maxAttempts = 3, onDrop = () => true } = {}) {
+function supervise(attempts, { maxAttempts = 3, onDrop = () => true, goingAway } = {}) {
   const log = [];
   let now = 0;
   const supervisor = new ReconnectionSupervisor({
@@ -38,6 +38,7 @@ function supervise(attempts, { maxAttempts = 3, onDrop = () => true } = {}) {
       log.push(`dropped ${close.code}`);
       return onDrop(close);
     },
+    goingAway,
     onAttempt: (attempt, max) => log.push(`attempt ${attempt}/${max}`),
     onAttemptFailed: (error) => log.push(`failed: ${error.message}`),
     onGiveUp: (error) => log.push(`gave up: ${error.message}`),
@@ -71,6 +72,25 @@ test('a drop is reconnected with backoff, and the new connection watched in turn
     'connected',
   ]);
   assert.equal(typeof running.then, 'function');
+});
+
+test('a server going away is reconnected at once, then with backoff again', async () => {
+  const first = connection();
+  const { supervisor, log } = supervise([new Error('refused'), connection()], {
+    goingAway: ({ code }) => code === 1001,
+  });
+  supervisor.run(first, new AbortController().signal);
+  first.drop(1001);
+  await settle();
+  assert.deepEqual(log, [
+    'dropped 1001',
+    'attempt 1/3',
+    'sleep 125', // a jitter of [0, 250) ms only: the session waits on another server
+    'failed: refused',
+    'attempt 2/3',
+    'sleep 1000', // and backoff as usual after that
+    'connected',
+  ]);
 });
 
 test('it gives up when the attempts run out', async () => {

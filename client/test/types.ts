@@ -1,7 +1,7 @@
 // How an app written in TypeScript uses the library: tsc checks this file against the JSDoc
 // types (scripts/test); a line marked @ts-expect-error must stay an error.
 import { ServerError, VoiceClient } from '../voice-client.js';
-import type { ClientStats, StateDetail, VoiceClientOptions } from '../voice-client.js';
+import type { ClientStats, StateDetail, VoiceClientOptions, Word } from '../voice-client.js';
 
 const options: VoiceClientOptions = {
   url: 'wss://voice.example/ws',
@@ -22,6 +22,10 @@ client.addEventListener('transport', ({ detail }) => console.log(detail.transpor
 client.addEventListener('utterance', ({ detail }) => {
   if (detail.type === 'utterance_ended') console.log(detail.utterance_id, detail.reason);
 });
+client.addEventListener('word', ({ detail: word }) => {
+  // null: no word plays now
+  if (word) console.log(word.utterance_id, word.index, word.text, word.start, word.end);
+});
 client.addEventListener('error', ({ detail }) => {
   if (detail.action === 'enable_audio') void client.resumeAudio();
   if (detail.action === 'retry_later') console.log(detail.retry_after_s);
@@ -32,6 +36,8 @@ async function talk(): Promise<void> {
   try {
     const id: number = await client.speak('Hello there.');
     console.log(id, client.sessionId, client.transport, client.rtt);
+    const word: Word | null = client.currentWord;
+    if (client.hasAgent) client.sendInput(`I heard ${word?.text ?? 'nothing'}`);
   } catch (error) {
     if (error instanceof ServerError) console.log(error.code, error.body.message);
   }

@@ -31,21 +31,13 @@ export function payload(message: ArrayBuffer): Uint8Array<ArrayBuffer>;
  * @returns {Float32Array}
  */
 export function decodeSamples(message: ArrayBuffer, codec: number): Float32Array;
-/**
- * WebSocket fallback audio frames (signaling/PROTOCOL.md, "WebSocket audio"): a 14-byte
- * big-endian header, then 20 ms of mono audio: 22050 Hz s16le PCM or G.711 mu-law, or one
- * Opus packet (RFC 6716), which decodes to 48 kHz.
- *
- * Bit 7 of the codec byte marks a warm-up frame: after a resume an Opus stream starts with up to
- * two frames the listener played already, for a new decoder to start in step with the stream
- * (Opus carries state from frame to frame). They are decoded, not played.
- */
 export const HEADER_BYTES: 14;
-export namespace CODECS {
-    let pcm_s16le: 0;
-    let mulaw: 1;
-    let opus: 2;
-}
+/** The codec byte of each codec, by the name `transport` requests use. */
+export const CODECS: {
+    pcm_s16le: number;
+    mulaw: number;
+    opus: number;
+};
 /** The rate PCM and mu-law frames are sampled at (the server's synthesis rate). */
 export const PCM_RATE: 22050;
 export type FrameHeader = {

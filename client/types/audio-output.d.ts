@@ -58,6 +58,11 @@ export class AudioOutput {
     get output(): AudioWorkletNode | null;
     /** Seq of the last frame played out, or null. */
     get playedSeq(): number | null;
+    /**
+     * Seq of the frame playing now, or null when nothing plays: as the worklet said (it tells
+     * each change), not counting the audio device's own latency.
+     */
+    get playingSeq(): number | null;
     /** @returns {OutputStats} */
     get stats(): OutputStats;
     close(): void;

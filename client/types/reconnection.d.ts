@@ -5,6 +5,7 @@
  * @returns {Promise<void>}
  */
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<void>;
+export const GOING_AWAY_JITTER_MS: 250;
 /**
  * @typedef {{code: number, reason: string}} CloseInfo how a connection ended
  * @typedef {{closed: Promise<CloseInfo>}} Connection a Signaling, say
@@ -16,6 +17,8 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void>;
  *   the server's welcome.reconnect, and how long a connection must stay up to count as stable
  * @property {(signal: AbortSignal) => Promise<C>} connect one attempt; rejects if it fails
  * @property {(close: CloseInfo) => boolean} onDrop the connection dropped: whether to reconnect
+ * @property {(close: CloseInfo) => boolean} [goingAway] the server closed it to hand the
+ *   session to another process, which waits for it: the first attempt comes at once
  * @property {(attempt: number, maxAttempts: number) => void} onAttempt before each wait
  * @property {(error: unknown, attempt: number) => void} onAttemptFailed
  * @property {(error: Error) => void} onGiveUp the attempts ran out
@@ -67,6 +70,11 @@ export type SupervisorOptions<C extends Connection> = {
      * the connection dropped: whether to reconnect
      */
     onDrop: (close: CloseInfo) => boolean;
+    /**
+     * the server closed it to hand the
+     * session to another process, which waits for it: the first attempt comes at once
+     */
+    goingAway?: ((close: CloseInfo) => boolean) | undefined;
     /**
      * before each wait
      */

@@ -4,11 +4,6 @@
  * @param {string} path
  */
 export function httpUrl(signalingUrl: string | URL, path: string): URL;
-/**
- * One signaling WebSocket (signaling/PROTOCOL.md): requests matched to their replies by id,
- * binary messages (fallback audio) handed on, and heartbeats that measure the round-trip time
- * and notice a connection that died without closing.
- */
 /** The server answered a request with an `error`: `code` is from its table (GET /api/errors). */
 export class ServerError extends Error {
     /** @param {import('./errors.js').ErrorBody} body the server's error message */

@@ -63,6 +63,16 @@ export class TransportChain {
     /** Note in the cursor what the transport played last. */
     notePosition(): void;
     /**
+     * What plays now: a WebSocket frame's seq, or over WebRTC a packet's RTP timestamp; null
+     * when nothing does. WebSocket audio plays on what it holds after its transport closed.
+     */
+    playing(): {
+        transport_id: number;
+        rtp_timestamp: number;
+    } | {
+        seq: number;
+    } | null;
+    /**
      * Play speech again after AUDIO_PLAYBACK_FAILED: call it from a user gesture (a click). What
      * the output held plays first.
      */

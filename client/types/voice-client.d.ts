@@ -5,6 +5,7 @@ export { ServerError };
  * @typedef {import('./transport-chain.js').TransportEvent} TransportEvent
  * @typedef {import('./frame-decoder.js').WebSocketCodec} WebSocketCodec
  * @typedef {import('./stats-reporter.js').ClientStats} ClientStats
+ * @typedef {import('./word-timing.js').Word} Word
  *
  * @typedef {'new' | 'connecting' | 'connected' | 'degraded' | 'reconnecting' | 'failed'
  *   | 'closed'} ClientState
@@ -29,6 +30,7 @@ export { ServerError };
  * @property {CustomEvent<StateDetail>} state
  * @property {CustomEvent<TransportEvent>} transport
  * @property {CustomEvent<UtteranceEvent>} utterance
+ * @property {CustomEvent<Word | null>} word
  * @property {CustomEvent<ErrorBody>} error
  *
  * @typedef {string | ((signal: AbortSignal) => string | undefined | Promise<string | undefined>)}
@@ -74,6 +76,11 @@ export { ServerError };
  *   `connection_failed`, `packet_loss`, `unsupported`, `other`), `detail` in words.
  * - `utterance`: the server's `utterance_started` (with the `text`, for captions) or
  *   `utterance_ended` message; each `event_id` once, across reconnections.
+ * - `word`: playback reached a word: {utterance_id, index (its number in the utterance, from
+ *   0), start, end (character offsets into the utterance's text), text}; or null: no word is
+ *   playing now (silence, or a voice that gives no word timings). From what plays, not what
+ *   arrived: over WebSocket the frame leaving the jitter buffer, over WebRTC the RTP timestamp
+ *   played out. `currentWord` says the same.
  * - `error`: an error body ({code, message, detail, severity, recoverable, action}, the row of
  *   the server's table: errors.js) that answers no request of this client, so no promise
  *   rejected with it. `message` is for the user; `action` says what to do (`reconnect`,
@@ -143,6 +150,13 @@ export class VoiceClient extends EventTarget {
     get transport(): TransportKind | null;
     /** The session's id (the same after a resume), or null. @returns {string | null} */
     get sessionId(): string | null;
+    /**
+     * Whether an app's agent drives the session (welcome's `agent`): then sendInput() reaches
+     * it. False before the first welcome.
+     */
+    get hasAgent(): boolean;
+    /** The word being heard now, or null: see `word` events. @returns {Word | null} */
+    get currentWord(): Word | null;
     /** Round-trip time of the last heartbeat in seconds, or null before the first. */
     get rtt(): number | null;
     /** The MediaStream received over WebRTC (for an AnalyserNode, say), or null. */
@@ -169,6 +183,13 @@ export class VoiceClient extends EventTarget {
      *   before the server answers
      */
     speak(text: string): Promise<number>;
+    /**
+     * Tell the session's agent what the listener typed (or said): it gets a `listener_input`
+     * event. For sessions an app made for an agent (`hasAgent`).
+     * @param {string} text at most 2000 characters
+     * @throws {Error} when not connected
+     */
+    sendInput(text: string): void;
     /**
      * Barge-in: stop what is playing, now, and drop what is queued; each gets an
      * `utterance_ended` (cancelled). Disconnected, the server is told once reconnected.
@@ -199,6 +220,7 @@ export type TransportKind = import("./transport-chain.js").TransportKind;
 export type TransportEvent = import("./transport-chain.js").TransportEvent;
 export type WebSocketCodec = import("./frame-decoder.js").WebSocketCodec;
 export type ClientStats = import("./stats-reporter.js").ClientStats;
+export type Word = import("./word-timing.js").Word;
 export type ClientState = "new" | "connecting" | "connected" | "degraded" | "reconnecting" | "failed" | "closed";
 /**
  * a `state` event's detail (and what `state` says)
@@ -247,6 +269,7 @@ export type VoiceClientEventMap = {
     state: CustomEvent<StateDetail>;
     transport: CustomEvent<TransportEvent>;
     utterance: CustomEvent<UtteranceEvent>;
+    word: CustomEvent<Word | null>;
     error: CustomEvent<ErrorBody>;
 };
 export type TokenSource = string | ((signal: AbortSignal) => string | undefined | Promise<string | undefined>);

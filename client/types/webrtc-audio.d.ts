@@ -40,7 +40,19 @@ export class WebRTCAudio {
      */
     negotiate(signaling: import("./signaling.js").Signaling): Promise<void>;
     /** What was last played, as the server wants it reported; null before anything was. */
-    position(): import("./session-cursor.js").PlayedPosition | null;
+    position(): import("./session-cursor.js").PlayedPosition | {
+        transport_id: number;
+        rtp_timestamp: number;
+    } | null;
+    /**
+     * The packet being played now, by its RTP timestamp (the `sync` messages tell its frame), or
+     * null when closed or before any.
+     * @returns {{transport_id: number, rtp_timestamp: number} | null}
+     */
+    playing(): {
+        transport_id: number;
+        rtp_timestamp: number;
+    } | null;
     /**
      * A summary of the received audio from getStats(); a field is undefined until known (aiortc
      * may leave currentRoundTripTime unknown). Times are in seconds, audioLevel is 0..1.

@@ -2,7 +2,8 @@
  * @typedef {import('./frame-decoder.js').WebSocketCodec} WebSocketCodec
  * @typedef {import('./audio-frame.js').DecodedFrame} DecodedFrame
  * @typedef {{push(frame: DecodedFrame): void, readonly playing: boolean,
- *   readonly playedSeq: number | null}} FrameSink what plays the frames: an AudioOutput
+ *   readonly playedSeq: number | null, readonly playingSeq: number | null}} FrameSink what
+ *   plays the frames: an AudioOutput
  * @typedef {{isCancelled(utterance: number): boolean}} Cancellations a SessionCursor
  */
 export class WebSocketAudio {
@@ -42,6 +43,13 @@ export class WebSocketAudio {
         transport_id: number;
         seq: number;
     } | null;
+    /**
+     * The frame being played now (captions only: the last arrived), or null.
+     * @returns {{seq: number} | null}
+     */
+    playing(): {
+        seq: number;
+    } | null;
     stats(): Promise<{
         codec: import("./frame-decoder.js").WebSocketCodec;
         decodeErrors: number;
@@ -53,12 +61,14 @@ export class WebSocketAudio {
 export type WebSocketCodec = import("./frame-decoder.js").WebSocketCodec;
 export type DecodedFrame = import("./audio-frame.js").DecodedFrame;
 /**
- * what plays the frames: an AudioOutput
+ * what
+ * plays the frames: an AudioOutput
  */
 export type FrameSink = {
     push(frame: DecodedFrame): void;
     readonly playing: boolean;
     readonly playedSeq: number | null;
+    readonly playingSeq: number | null;
 };
 /**
  * a SessionCursor

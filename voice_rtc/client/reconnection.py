@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 from ..backoff import backoff_delay
+from ..protocol import RECONNECT_STABLE_AFTER_MS
 from .errors import ServerError
 
 log = logging.getLogger(__name__)
 
-STABLE_AFTER_S: Final = 10.0  # a connection up this long starts the count of attempts over
+STABLE_AFTER_S: Final = RECONNECT_STABLE_AFTER_MS / 1000  # up this long: the count starts over
+# A server going away (a deploy) has handed the session to another process, which waits: come
+# back at once, spread over this much so that its listeners do not all arrive together.
+GOING_AWAY_JITTER_S: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -63,19 +67,23 @@ class Reconnector(Generic[C]):
         on_attempt: Callable[[int, int], None],
         on_attempt_failed: Callable[[Exception, int], None],
         on_give_up: Callable[[Exception], Awaitable[None]],
+        going_away: Callable[[C], bool] = lambda _connection: False,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         delay: Callable[[int, float, float], float] = backoff_delay,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`policy` is read at each drop (the server may have changed); `connect` makes one
         attempt, raising if it fails; `on_drop` cleans up after a dropped connection and says
-        whether to reconnect; `on_attempt(attempt, max_attempts)` comes before each wait."""
+        whether to reconnect; `on_attempt(attempt, max_attempts)` comes before each wait;
+        `going_away(connection)`: the server closed it to hand the session on (the first
+        attempt then comes at once)."""
         self._policy = policy
         self._connect = connect
         self._on_drop = on_drop
         self._on_attempt = on_attempt
         self._on_attempt_failed = on_attempt_failed
         self._on_give_up = on_give_up
+        self._going_away = going_away
         self._sleep = sleep
         self._delay = delay
         self._clock = clock
@@ -94,13 +102,18 @@ class Reconnector(Generic[C]):
                 attempt = 0
             error: Exception = ConnectionError("the connection dropped")
             told_to_wait = 0.0
+            at_once = self._going_away(connection)
             while True:
                 if attempt >= policy.max_attempts:
                     await self._on_give_up(error)
                     return
                 attempt += 1
                 self._on_attempt(attempt, policy.max_attempts)
-                backoff = self._delay(attempt - 1, policy.base_s, policy.cap_s)
+                if at_once:
+                    at_once = False
+                    backoff = self._delay(0, GOING_AWAY_JITTER_S, GOING_AWAY_JITTER_S)
+                else:
+                    backoff = self._delay(attempt - 1, policy.base_s, policy.cap_s)
                 await self._sleep(max(told_to_wait, backoff))
                 try:
                     connection = await self._connect()

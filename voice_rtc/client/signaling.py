@@ -13,13 +13,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
+from ..protocol import CLOSE_CODES_REPLACED, VERSION
 from .errors import ServerError
 from .events import ErrorBody
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION: Final = 1
-CLOSE_REPLACED: Final = 4001  # the session was resumed by another connection: do not reconnect
+PROTOCOL_VERSION: Final = VERSION
+CLOSE_REPLACED: Final = CLOSE_CODES_REPLACED  # resumed by another connection: do not reconnect
 REQUEST_TIMEOUT_S: Final = 10.0
 
 Message = dict[str, Any]

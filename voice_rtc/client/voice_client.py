@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ..errors import ErrorCode
+from ..protocol import CLOSE_CODES_GOING_AWAY as CLOSE_GOING_AWAY
 from ..transports.webrtc import use_host_addresses
 from .errors import ServerError, client_error
 from .events import (
@@ -195,6 +196,7 @@ class VoiceClient(EventSource):
             ),
             on_attempt_failed=self._attempt_failed,
             on_give_up=lambda error: self._shutdown("failed", error),
+            going_away=lambda gone: gone.close_code == CLOSE_GOING_AWAY,
         )
         self._supervisor = asyncio.create_task(reconnector.run(signaling), name="client-supervisor")
 
@@ -215,6 +217,11 @@ class VoiceClient(EventSource):
         """Barge-in: stop what is playing now and drop what is queued; each gets an
         `utterance_ended` event (cancelled)."""
         await self._live_signaling().send({"type": "cancel"})
+
+    async def send_input(self, text: str) -> None:
+        """What the listener typed (or said, transcribed), for the session's agent (in a
+        session an app made for one: `welcome["agent"]`)."""
+        await self._live_signaling().send({"type": "input", "text": text})
 
     async def ping(self) -> float:
         """Measure the round-trip time now (heartbeats do it anyway), in seconds."""
@@ -371,6 +378,11 @@ class VoiceClient(EventSource):
                 self._emit("utterance", cast(UtteranceEvent, body))
         elif kind == "drain":
             self._drained = True
+            # Where playback is now, before the server hands the session on: the process
+            # that takes it over starts there.
+            signaling = self._signaling
+            if signaling is not None:
+                signaling.spawn(self._report_position(signaling), "client-drain-position")
             seconds = round(body["deadline_ms"] / 1000)
             detail = f"the server is shutting down within {seconds} s; speech may finish"
             self._emit("error", client_error(ErrorCode.SERVER_DRAINING, detail))

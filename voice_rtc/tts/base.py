@@ -39,6 +39,9 @@ class TTSProvider(Protocol):
     """
 
     name: str
+    # Does the same text always give the same audio? Then a session taken over by another
+    # process can skip exactly the frames its listener played (voice_rtc.speech).
+    deterministic: bool
 
     def synthesize(self, text: str) -> AsyncIterator[Speech]: ...
 

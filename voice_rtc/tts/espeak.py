@@ -126,6 +126,7 @@ class _Engine:
 
 class EspeakProvider:
     name = "espeak"
+    deterministic = True  # the same text gives the same audio
 
     def __init__(self, voice: str = "en-us", words_per_minute: int = 175) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak")

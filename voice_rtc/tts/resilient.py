@@ -92,6 +92,7 @@ class ResilientTTS:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = primary.name
+        self.deterministic = False  # a remote voice says the same text differently each time
         self._primary = primary
         self._fallback = fallback
         self.breaker = breaker

@@ -49,6 +49,7 @@ def tone_spec(text: str, default_frequency_hz: float) -> tuple[float, float]:
 
 class ToneProvider:
     name = "tone"
+    deterministic = True  # the same text gives the same audio
 
     def __init__(self, default_frequency_hz: float = 440.0) -> None:
         self._default_frequency_hz = default_frequency_hz
