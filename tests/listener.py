@@ -1,6 +1,7 @@
-"""A VoiceClient for tests: it keeps every state, transport change, utterance event and error it
-went through, waits for them, says something and waits until it was heard, and loses its
-connection as a network failure would. What tests ask of a listener, not what an app needs."""
+"""A VoiceClient for tests: it keeps every state, transport change, utterance event, word event,
+error and server message it went through, waits for them, says something and waits until it was
+heard, and loses its connection as a network failure would. What tests ask of a listener, not
+what an app needs."""
 
 import asyncio
 from collections.abc import Callable
@@ -13,7 +14,9 @@ from voice_rtc.client import (
     TransportEvent,
     UtteranceEvent,
     VoiceClient,
+    Word,
 )
+from voice_rtc.client.signaling import Message
 
 
 class Listener(VoiceClient):
@@ -26,11 +29,15 @@ class Listener(VoiceClient):
         self.transports: list[TransportEvent] = []
         self.events: list[UtteranceEvent] = []  # utterance events, in order, each once
         self.errors: list[ErrorBody] = []  # error events: errors that answered no request
+        self.words: list[Word | None] = []  # word events, in order
+        # The server's messages that answered no request, as they came (resent ones too).
+        self.messages: list[Message] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self.on("state", lambda detail: self._keep(self.states, detail))
         self.on("transport", lambda event: self._keep(self.transports, event))
         self.on("utterance", lambda event: self._keep(self.events, event))
         self.on("error", lambda body: self._keep(self.errors, body))
+        self.on("word", lambda word: self._keep(self.words, word))
 
     @property
     def state_names(self) -> list[ClientState]:
@@ -76,6 +83,10 @@ class Listener(VoiceClient):
         assert signaling is not None, "not connected"
         await signaling.close()
         await self.wait_for_state("reconnecting", "failed", "closed", timeout=10)
+
+    def _receive(self, body: Message) -> None:
+        self.messages.append(body)
+        super()._receive(body)
 
     def _keep(self, into: list[Any], item: object) -> None:
         into.append(item)

@@ -18,8 +18,10 @@ from voice_rtc.client import (
     TransportEvent,
     TransportKind,
     UtteranceEvent,
+    Word,
 )
 from voice_rtc.client.events import ClientState, EventName, EventSource
+from voice_rtc.client.words import Sync, TimedWord
 
 TYPES = REPO / "client" / "types"
 
@@ -39,6 +41,14 @@ def declared_fields(file: str, name: str) -> set[str]:
     assert match, f"{name} is not declared in {file}"
     names = re.findall(r"^    (\w+)\??:", match.group(1), re.M)
     return {re.sub(r"(?<!^)([A-Z])", r"_\1", n).lower() for n in names}
+
+
+def declared_inline_fields(file: str, name: str) -> set[str]:
+    """The property names of `export type <name> = { a: ...; b: ...; };`, on its lines or not."""
+    text = (TYPES / file).read_text()
+    match = re.search(rf"export type {name} = \{{(.*?)\}};", text, re.S)
+    assert match, f"{name} is not declared in {file}"
+    return set(re.findall(r"(\w+)\??:", match.group(1)))
 
 
 def typed_dict_keys(cls: type) -> set[str]:
@@ -69,6 +79,16 @@ def test_transport_events_and_kinds_are_the_browsers() -> None:
 def test_utterance_events_and_errors_are_the_browsers() -> None:
     assert typed_dict_keys(UtteranceEvent) == declared_fields("voice-client.d.ts", "UtteranceEvent")
     assert typed_dict_keys(ErrorBody) == declared_fields("errors.d.ts", "ErrorBody")
+
+
+def test_word_events_are_the_browsers() -> None:
+    assert {field.name for field in fields(Word)} == declared_fields("word-timing.d.ts", "Word")
+    # What the server's messages give the tracker, as the browser's typedefs say.
+    assert typed_dict_keys(Sync) == declared_fields("word-timing.d.ts", "Sync")
+    assert typed_dict_keys(TimedWord) == declared_inline_fields("word-timing.d.ts", "TimedWord")
+    # A word event's detail is a Word, or nothing: `CustomEvent<Word | null>`.
+    text = (TYPES / "voice-client.d.ts").read_text()
+    assert re.search(r"^    word: CustomEvent<Word \| null>;", text, re.M)
 
 
 def test_a_state_reads_as_it_did_in_logs() -> None:

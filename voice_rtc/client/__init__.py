@@ -11,10 +11,10 @@ Apps and tools use it; so do the tests (tests/listener.py adds what only they ne
 command line: `python -m voice_rtc.client --url ... --text ... --out out.wav` (cli.py).
 
 The parts: voice_client (the session: connect, speak, cancel, switch transport, reconnect and
-resume), events (states and events, as the browser's), signaling (one socket: requests,
-heartbeats), reconnection (backoff and attempts), transports (WebRTC, WebSocket audio),
-playback (what arrives -> played frames for a sink, and the position to report), recording
-(the default sink: keeps it all), tokens, errors.
+resume), events (states and events, as the browser's), words (the word being heard, for `word`
+events), signaling (one socket: requests, heartbeats), reconnection (backoff and attempts),
+transports (WebRTC, WebSocket audio), playback (what arrives -> played frames for a sink, and
+the position to report), recording (the default sink: keeps it all), tokens, errors.
 """
 
 from .errors import ServerError
@@ -32,6 +32,7 @@ from .recording import Recording
 from .tokens import TokenSource
 from .transports import WebSocketCodec
 from .voice_client import VoiceClient
+from .words import Word
 
 __all__ = [
     "AudioSink",
@@ -48,4 +49,5 @@ __all__ = [
     "UtteranceEvent",
     "VoiceClient",
     "WebSocketCodec",
+    "Word",
 ]

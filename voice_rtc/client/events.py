@@ -1,17 +1,20 @@
-"""What a VoiceClient tells its app: its state, and `transport`, `utterance` and `error` events.
+"""What a VoiceClient tells its app: its state, and `transport`, `utterance`, `word` and `error`
+events.
 
 Named and shaped as the browser library's (client/voice-client.js, client/types/*.d.ts), so
 that an app's two clients speak alike; fields are spelt the Python way (`max_attempts` for
 `maxAttempts`). tests/test_client_events.py checks them against the browser's declarations.
 What the client makes itself (a state, a transport change) is a frozen dataclass; what the
 server sends (utterance events, errors) stays the dict it arrived as, so that fields the server
-adds later reach the app unchanged.
+adds later reach the app unchanged. A `word` event carries a Word (words.py), or None.
 """
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, Required, TypedDict, overload
+from typing import Any, Literal, NotRequired, Required, TypedDict, get_args, overload
+
+from .words import Word
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,7 @@ TransportKind = Literal["webrtc", "websocket"]
 FallbackReason = Literal[
     "forced", "ice_timeout", "connection_failed", "packet_loss", "unsupported", "other"
 ]
-EventName = Literal["state", "transport", "utterance", "error"]
+EventName = Literal["state", "transport", "utterance", "word", "error"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class ErrorBody(TypedDict, total=False):
 StateListener = Callable[[StateDetail], object]
 TransportListener = Callable[[TransportEvent], object]
 UtteranceListener = Callable[[UtteranceEvent], object]
+WordListener = Callable[[Word | None], object]
 ErrorListener = Callable[[ErrorBody], object]
 
 
@@ -122,12 +126,14 @@ class EventSource:
         self, event: Literal["utterance"], listener: UtteranceListener
     ) -> Callable[[], None]: ...
     @overload
+    def on(self, event: Literal["word"], listener: WordListener) -> Callable[[], None]: ...
+    @overload
     def on(self, event: Literal["error"], listener: ErrorListener) -> Callable[[], None]: ...
     def on(self, event: EventName, listener: Callable[[Any], object]) -> Callable[[], None]:
-        """Call `listener` with each `event` (state, transport, utterance, error) from now on;
-        returns a function that stops it. Listeners must not block: start a task for slow work.
-        """
-        if event not in ("state", "transport", "utterance", "error"):
+        """Call `listener` with each `event` (state, transport, utterance, word, error) from now
+        on; returns a function that stops it. Listeners must not block: start a task for slow
+        work."""
+        if event not in get_args(EventName):
             raise ValueError(f"no such event: {event!r}")
         listeners = self._listeners.setdefault(event, [])
         listeners.append(listener)
@@ -144,6 +150,8 @@ class EventSource:
     def _emit(self, event: Literal["transport"], detail: TransportEvent) -> None: ...
     @overload
     def _emit(self, event: Literal["utterance"], detail: UtteranceEvent) -> None: ...
+    @overload
+    def _emit(self, event: Literal["word"], detail: Word | None) -> None: ...
     @overload
     def _emit(self, event: Literal["error"], detail: ErrorBody) -> None: ...
     def _emit(self, event: EventName, detail: object) -> None:

@@ -7,6 +7,7 @@ decoded (absolute, as browsers report it), each with the id of the transport tha
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -42,8 +43,10 @@ class AudioSink(Protocol):
 class Playback:
     """The client's one player: the current transport's frames in, played frames out."""
 
-    def __init__(self, sink: AudioSink) -> None:
+    def __init__(self, sink: AudioSink, on_played: Callable[[], None] = lambda: None) -> None:
+        """`on_played`: called after each frame the sink took, once `position` names it."""
         self.sink = sink
+        self._on_played = on_played
         self.transport_id = 0  # the transport playing now, as the server named it; 0: not yet
         self._kind: TransportKind | None = None  # frames from any other are not played
         self._last: tuple[str, int] | None = None  # ("seq", n) or ("rtp_timestamp", t)
@@ -92,6 +95,7 @@ class Playback:
         self._last = ("seq", frame.seq)
         frame_id = (frame.seq, frame.utterance_id, frame.index)
         self.sink.play(PlayedFrame(pcm, time.monotonic(), frame_id, len(data)))
+        self._on_played()
 
     def webrtc_frame(self, frame: AudioFrame, receiver: RTCRtpReceiver) -> None:
         """A frame aiortc decoded from `receiver`'s track."""
@@ -106,6 +110,7 @@ class Playback:
         )
         self._last = ("rtp_timestamp", (rtp_origin(receiver) + frame.pts) % 2**32)
         self.sink.play(PlayedFrame(pcm, arrival))
+        self._on_played()
 
 
 RECEIVER_TIMESTAMP_MAPPER: Final = "_RTCRtpReceiver__timestamp_mapper"

@@ -5,7 +5,7 @@ Signaling is a WebSocket (signaling.py); audio comes over WebRTC or that same so
 drops, the client reconnects with backoff (reconnection.py), resumes its session with its token,
 tells the server the last frame it played and the last event it got, and negotiates the audio
 again, so that the listener hears every word once. States and events are the browser
-library's (events.py).
+library's (events.py); `word` events follow the frames played (words.py).
 """
 
 import asyncio
@@ -38,10 +38,16 @@ from .recording import Recording
 from .signaling import CLOSE_REPLACED, PROTOCOL_VERSION, Message, Signaling, signaling_url
 from .tokens import TokenSource, dev_token
 from .transports import AudioTransport, WebRTCAudio, WebSocketAudio, WebSocketCodec
+from .words import Word, WordTracker
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S: Final = 15.0  # one reconnection attempt: token, socket, hello, audio
+# No frame played for this long: nothing plays (the `word` event says None). A Python client
+# plays frames as they arrive, with no jitter buffer to smooth their gaps: a pause shorter than
+# this is the network's jitter (or a busy event loop), not silence. Over WebRTC the server
+# sends silence as packets, which play, so there an utterance's end tells it at once.
+WORD_SILENCE_S: Final = 0.25
 
 
 def _is_loopback(host: str) -> bool:
@@ -60,7 +66,9 @@ class VoiceClient(EventSource):
     `state` names where it is (new, connecting, connected, degraded, reconnecting, failed,
     closed) and `state_detail` says more (a StateDetail: see events.py); `on(event, listener)`
     hears `state` (StateDetail), `transport` (TransportEvent), `utterance` (the server's
-    utterance_started / utterance_ended, each once across reconnections) and `error` (an
+    utterance_started / utterance_ended, each once across reconnections), `word` (a Word:
+    playback reached a word, {utterance_id, index, start, end, text}; or None: no word plays
+    now — silence, or a voice without word timings; `current_word` says the same) and `error` (an
     ErrorBody answering no request: the server's, and the client's own
     WEBSOCKET_CONNECTION_FAILED when the connection drops, SERVER_DRAINING when the server is
     shutting down, SESSION_NOT_FOUND when the session was gone and a new one started, and a
@@ -101,7 +109,9 @@ class VoiceClient(EventSource):
         self._max_attempts = max_attempts
         self._relay_only = relay_only
         self._token = token
-        self._playback = Playback(sink if sink is not None else Recording())
+        self._playback = Playback(sink if sink is not None else Recording(), self._frame_played)
+        self._words = WordTracker()
+        self._silence: asyncio.TimerHandle | None = None  # tells None when no frame comes
         self._state = StateDetail("new")
         self._welcome: Message = {}  # the session's, which outlives connections
         self._last_event = 0
@@ -143,6 +153,11 @@ class VoiceClient(EventSource):
         """The server's last `welcome` (session, resume token, ICE servers, limits, policies);
         empty before the first connection and after close()."""
         return self._welcome
+
+    @property
+    def current_word(self) -> Word | None:
+        """The word being heard now, or None: see `word` events."""
+        return self._words.current
 
     @property
     def rtt(self) -> float | None:
@@ -328,6 +343,8 @@ class VoiceClient(EventSource):
         self._welcome = {}
         self._last_event = 0
         self._playback.forget_session()
+        self._words.clear()
+        self._follow_words(None)
 
     def _adopt(self, signaling: Signaling) -> None:
         """Make `signaling` the connection: heartbeats, position reports."""
@@ -372,10 +389,14 @@ class VoiceClient(EventSource):
     def _receive(self, body: Message) -> None:
         """A message of the server's that answers no request."""
         kind = body.get("type")
-        if kind in ("utterance_started", "utterance_ended"):
+        if kind in ("utterance_started", "utterance_ended", "utterance_words"):
             if body["event_id"] > self._last_event:  # resent after a resume: once is enough
                 self._last_event = body["event_id"]
-                self._emit("utterance", cast(UtteranceEvent, body))
+                self._words.receive(body)
+                if kind != "utterance_words":
+                    self._emit("utterance", cast(UtteranceEvent, body))
+        elif kind == "sync":
+            self._words.receive(body)
         elif kind == "drain":
             self._drained = True
             # Where playback is now, before the server hands the session on: the process
@@ -388,6 +409,24 @@ class VoiceClient(EventSource):
             self._emit("error", client_error(ErrorCode.SERVER_DRAINING, detail))
         elif kind == "error":
             self._emit("error", cast(ErrorBody, body))
+
+    def _frame_played(self) -> None:
+        """A frame played: the word it is in, told if it is another; None if no frame follows
+        within WORD_SILENCE_S."""
+        if self._silence is not None:
+            self._silence.cancel()
+        self._silence = asyncio.get_running_loop().call_later(
+            WORD_SILENCE_S, self._follow_words, None
+        )
+        self._follow_words(self._playback.position)
+
+    def _follow_words(self, position: dict[str, int] | None) -> None:
+        """Playback is at `position` (None: nothing plays): tell the words reached."""
+        if position is None and self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
+        for word in self._words.follow(position):
+            self._emit("word", word)
 
     async def _dropped(self, signaling: Signaling) -> bool:
         """The connection dropped: whether to reconnect."""
@@ -451,6 +490,7 @@ class VoiceClient(EventSource):
             await self._http.close()
             self._http = None
         self._announced = None
+        self._follow_words(None)  # nothing plays now
         self._set_state(StateDetail(state, error=error))
 
     def _set_state(self, detail: StateDetail) -> None:
