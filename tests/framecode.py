@@ -82,9 +82,11 @@ def unwrap(heard: list[Heard], max_back: int = 16) -> Playback:
         frame = lowest + (item.symbol - lowest) % FRAMECODE_SYMBOLS
         if frame > furthest + 1:
             between = range(furthest + 1, frame)
-            # Room for them in the recording? (A clear window sits within 5 ms of its frame's
-            # edges, so a skip leaves under half a frame between two clear neighbours.)
-            room = round((item.start - previous_end) / FRAME_SAMPLES) if previous >= 0 else 0
+            # Room for them in the recording? Clear windows lie on one grid of hops, and the
+            # last of a frame ends, the first of the next starts, within a hop (5 ms) of their
+            # edge: a skip leaves less than a window (10 ms) between two clear neighbours.
+            gap = item.start - previous_end
+            room = max(1, round(gap / FRAME_SAMPLES)) if previous >= 0 and gap >= WINDOW else 0
             played = min(len(between), max(room, 0)) if frame == previous + len(between) + 1 else 0
             playback.unclear.extend(between[:played])
             playback.skipped.extend(between[played:])
