@@ -112,6 +112,16 @@ async def word_frames(text: str) -> list[int]:
     return [m.sample // FRAME_SAMPLES for m in marks]
 
 
+@pytest.mark.parametrize(
+    "text", ["It began to fall on the quiet town.", "Rain began to fall on the"]
+)
+async def test_every_word_has_a_timing_even_those_espeak_runs_together(text: str) -> None:
+    """eSpeak NG says "on the" as one word and tells only "on": "the" is timed between its
+    neighbours (and a last word left untold, before the end), so captions miss no word."""
+    starts = await word_frames(text)  # every word, in order
+    assert starts == sorted(starts) and len(set(starts)) == len(starts), starts
+
+
 @pytest.mark.parametrize("cut_s", [random.uniform(0.6, 3.5) for _ in range(3)])
 async def test_the_agent_learns_the_words_the_listener_heard_before_a_barge_in(
     espeak_server: RunningServer, grant: SessionGrant, cut_s: float

@@ -28,9 +28,11 @@ async def health(http: aiohttp.ClientSession, server: RunningServer) -> dict[str
         return body
 
 
-async def played_out(client: Listener, utterance_id: int, quiet_s: float = 1.0) -> None:
+async def played_out(
+    client: Listener, utterance_id: int, quiet_s: float = 1.0, timeout: float = 60
+) -> None:
     """Wait until the utterance was sent and then nothing was heard for `quiet_s` seconds."""
-    await client.wait_for_event("utterance_ended", utterance_id, timeout=60)
+    await client.wait_for_event("utterance_ended", utterance_id, timeout=timeout)
     quiet = quiet_s * SAMPLE_RATE * SAMPLE_WIDTH
     for _ in range(200):
         await asyncio.sleep(0.1)

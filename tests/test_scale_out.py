@@ -1,6 +1,8 @@
 """Sessions independent of the process serving them: real servers sharing a real redis-server,
-a load balancer in front (a TCP proxy that tests point at one server or another), the Python
-client as the listener. What it plays is read back frame by frame from the frame-code signal:
+a load balancer in front: the shipped nginx configuration in Debian's nginx where the balancer
+chooses (a crash, a rolling restart), a TCP proxy that a test points at one server or another
+where the test chooses; the Python client as the listener (headless Chromium in
+test_browser_scale_out.py). What it plays is read back frame by frame from the frame-code signal:
 no frame may be skipped, whatever happens to the server it was on."""
 
 import asyncio
@@ -8,7 +10,7 @@ import itertools
 import os
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -18,6 +20,8 @@ import redis.asyncio as redis
 from tests.conftest import RedisServer, RunningServer, StartServer, dev_token
 from tests.framecode import symbols, unwrap
 from tests.listener import Listener
+from tests.nginx import StartNginx
+from tests.nginx import start_nginx_fixture as start_nginx_fixture  # the start_nginx fixture
 from tests.signal_analysis import rms
 from tests.tcp_proxy import TcpProxy, tcp_proxy
 from tests.test_resume import played_out
@@ -100,15 +104,27 @@ async def test_a_listener_resuming_on_another_process_loses_no_frame(
     assert '"event": "session_taken_over"' in second.log()
 
 
-async def test_a_crash_loses_no_frame_and_the_listener_hears_again_within_5_s(
-    cluster: list[RunningServer], balancer: TcpProxy
+async def serving(http: aiohttp.ClientSession, servers: list[RunningServer]) -> RunningServer:
+    """The one of `servers` that serves the (one) session."""
+    for _ in range(100):
+        for server in servers:
+            if server.process.returncode is None:
+                async with http.get(server.url + "health") as response:
+                    if (await response.json())["sessions"]:
+                        return server
+        await asyncio.sleep(0.05)
+    raise AssertionError("no server serves the session")
+
+
+async def test_a_crash_behind_nginx_loses_no_frame_and_the_listener_hears_again_within_5_s(
+    cluster: list[RunningServer], start_nginx: StartNginx, http: aiohttp.ClientSession
 ) -> None:
-    first, second = cluster
-    async with Listener(balancer.url, codec="opus", sink=TimedRecording()) as listener:
+    nginx = await start_nginx([server.url for server in cluster])
+    async with Listener(nginx.url, codec="opus", sink=TimedRecording()) as listener:
         utterance = await listener.speak("framecode 8s")
         await asyncio.sleep(2.5)
-        move(balancer, second)
-        first.process.kill()  # kill -9: nothing is handed off, the lease has to lapse
+        owner = await serving(http, cluster)
+        owner.process.kill()  # kill -9: nothing is handed off, the lease has to lapse
         killed_at = time.monotonic()
         await listener.wait_until_up(timeout=20)
         await played_out(listener, utterance)
@@ -116,37 +132,56 @@ async def test_a_crash_loses_no_frame_and_the_listener_hears_again_within_5_s(
     silent = speech_gap(listener, killed_at)
     print(f"heard again {silent:.2f} s after the kill")
     assert silent < 5.0
+    (survivor,) = (server for server in cluster if server is not owner)
+    assert '"event": "session_taken_over"' in survivor.log()
 
 
-async def test_a_rolling_restart_hands_every_session_off_at_once(
-    start_server: StartServer, redis_url: str
+async def rolling_restart(
+    replicas: list[RunningServer],
+    restart: Callable[[RunningServer], Awaitable[RunningServer]],
+    http: aiohttp.ClientSession,
+    between_s: float,
+) -> list[tuple[float, float]]:
+    """Restart every replica once (SIGTERM, then again on its port), `between_s` apart, the one
+    serving the session first whenever it has not been restarted yet, so the session moves at
+    each turn it can. Returns (when it was stopped, how long it took to exit) per turn."""
+    stops = []
+    left = list(range(len(replicas)))
+    while left:
+        await asyncio.sleep(between_s)
+        owner = replicas.index(await serving(http, replicas))
+        turn = owner if owner in left else left[0]
+        left.remove(turn)
+        stopped_at = time.monotonic()
+        assert await replicas[turn].stop() == 0  # SIGTERM: hands off and exits, waits for nobody
+        stops.append((stopped_at, time.monotonic() - stopped_at))
+        replicas[turn] = await restart(replicas[turn])
+    return stops
+
+
+async def test_a_rolling_restart_behind_nginx_hands_every_session_off_at_once(
+    start_server: StartServer, redis_url: str, start_nginx: StartNginx, http: aiohttp.ClientSession
 ) -> None:
-    """Three replicas restarted in turn during one utterance: each handoff is a short gap, and
-    not a frame is lost."""
+    """Three replicas behind nginx restarted in turn during one 60 s utterance: each handoff is
+    a short gap, and not a frame is lost."""
     env = {"VOICE_RTC_REDIS_URL": redis_url}
     replicas = [await start_server(env=env, session_lease_s=LEASE_S) for _ in range(3)]
-    gaps = []
-    async with (
-        tcp_proxy("127.0.0.1", port_of(replicas[0])) as proxy,
-        Listener(proxy.url, codec="opus", sink=TimedRecording()) as listener,
-    ):
-        utterance = await listener.speak("framecode 24s")
-        for turn in range(3):
-            await asyncio.sleep(4.0)
-            serving, following = replicas[turn], replicas[(turn + 1) % 3]
-            move(proxy, following)
-            stopped_at = time.monotonic()
-            assert await serving.stop() == 0  # SIGTERM: hands off and exits, waits for nobody
-            exited_s = time.monotonic() - stopped_at
-            await listener.wait_until_up(timeout=15)
-            await asyncio.sleep(1.0)
-            gaps.append((round(speech_gap(listener, stopped_at), 3), round(exited_s, 2)))
-            replicas[turn] = await start_server(env=env, session_lease_s=LEASE_S)
-        await played_out(listener, utterance)
-    print(f"handoffs (gap s, exit s): {gaps}")
-    check_every_frame_heard(listener, 1200)
-    assert all(gap < 1.0 for gap, _exit in gaps), gaps
-    assert all(exit_s < 3.0 for _gap, exit_s in gaps), gaps
+    nginx = await start_nginx([server.url for server in replicas])
+
+    async def restart(old: RunningServer) -> RunningServer:
+        return await start_server(env=env, session_lease_s=LEASE_S, port=port_of(old))
+
+    async with Listener(nginx.url, codec="opus", sink=TimedRecording()) as listener:
+        utterance = await listener.speak("framecode 60s")
+        stops = await rolling_restart(replicas, restart, http, between_s=12.0)
+        await played_out(listener, utterance, timeout=90)
+    gaps = [round(speech_gap(listener, stopped_at), 3) for stopped_at, _ in stops]
+    exits = [round(exit_s, 2) for _, exit_s in stops]
+    print(f"gaps in the speech at each restart, s: {gaps}; exits, s: {exits}")
+    check_every_frame_heard(listener, 3000)
+    assert listener.reconnects >= 1
+    assert all(gap < 1.0 for gap in gaps), gaps
+    assert all(exit_s < 3.0 for _, exit_s in stops), stops
 
 
 async def test_an_agent_on_another_process_drives_the_listeners_session(

@@ -134,14 +134,28 @@ class EspeakProvider:
 
     async def synthesize(self, text: str) -> AsyncIterator[Speech]:
         words_before = samples_before = 0
+        last = WordMark(-1, 0)
         for sentence in split_sentences(text):
             async for item in self._synthesize_sentence(sentence):
                 if isinstance(item, WordMark):
                     item = WordMark(words_before + item.index, samples_before + item.sample)
+                    if item.index <= last.index:
+                        continue
+                    # eSpeak NG speaks some short words with the next as one ("on the"), and
+                    # tells only the first: the others begin in between, as far as we know.
+                    for skipped in range(last.index + 1, item.index):
+                        share = (skipped - last.index) / (item.index - last.index)
+                        yield WordMark(
+                            skipped, last.sample + int((item.sample - last.sample) * share)
+                        )
+                    last = item
                 elif isinstance(item, bytes):
                     samples_before += len(item) // SAMPLE_WIDTH
                 yield item
             words_before += len(sentence.split())
+        for skipped in range(last.index + 1, words_before):  # told with none after them
+            share = (skipped - last.index) / (words_before - last.index)
+            yield WordMark(skipped, last.sample + int((samples_before - last.sample) * share))
 
     async def _synthesize_sentence(self, sentence: str) -> AsyncIterator[Speech]:
         loop = asyncio.get_running_loop()
