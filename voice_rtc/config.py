@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import ipaddress
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -101,6 +102,11 @@ class Settings:
     fallback_loss_window_s: float = 5.0
     drain_timeout_s: float = 30.0
     log_level: str = "INFO"
+    workers: str = "1"  # a number, or "auto": one per core (see worker_count)
+
+    @property
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
 
     @property
     def ice_server_urls(self) -> list[str]:
@@ -248,6 +254,13 @@ class Settings:
             problems.append("session_token_ttl_s must be at least 60")
         if self.turn_ttl_s < 60:
             problems.append("turn_ttl_s must be at least 60")
+        if self.workers != "auto" and not (self.workers.isdigit() and int(self.workers) >= 1):
+            problems.append(f"workers {self.workers!r} is not a number of at least 1, or auto")
+        elif self.worker_count > 1 and not self.redis_url:
+            problems.append(
+                f"workers {self.workers} needs VOICE_RTC_REDIS_URL: several workers share their "
+                "sessions through Redis (or set VOICE_RTC_WORKERS=1)"
+            )
         if problems:
             raise SettingsError("; ".join(problems))
         return self
@@ -327,6 +340,8 @@ HELP = {
     "fallback_loss_window_s": "...sustained for this long",
     "drain_timeout_s": "on SIGTERM, how long speech in progress may go on before the server stops",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "workers": "processes serving one port (SO_REUSEPORT), or auto: one per core; more than "
+    "one needs VOICE_RTC_REDIS_URL",
 }
 
 
