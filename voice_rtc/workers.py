@@ -220,7 +220,7 @@ class Supervisor:
                 if self.serving():
                     announced = True
                     url = f"http://{self.host}:{self.port}/"
-                    print(f"voice-rtc is serving the demo at {url} ({self.count} workers)")
+                    print(f"voice-rtc is serving the demo with {self.count} workers at {url}")
                     sys.stdout.flush()
                 elif now - started_at > START_TIMEOUT_S:
                     sys.stderr.write("voice-rtc: the workers did not start in time\n")
