@@ -13,7 +13,6 @@ from importlib.metadata import version
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from signaling.api import api_routes
 from signaling.commands import Commands
@@ -26,7 +25,7 @@ from voice_rtc.auth import DEV_TOKEN_TTL_S, Authenticator, Role
 from voice_rtc.config import Settings, SettingsError, load_settings
 from voice_rtc.errors import error_table
 from voice_rtc.event_loop import new_event_loop
-from voice_rtc.health import health_routes
+from voice_rtc.health import Health
 from voice_rtc.http_security import add_security_headers
 from voice_rtc.limits import Limits
 from voice_rtc.logs import AccessLogger, setup_logging
@@ -38,6 +37,7 @@ from voice_rtc.telemetry import telemetry_routes
 from voice_rtc.transports.webrtc import use_host_addresses
 from voice_rtc.tts import create_provider
 from voice_rtc.tts.base import TTSProvider
+from voice_rtc.workers import WorkerSlot, supervise
 
 CLIENT_DIR = Path(__file__).parent / "client"
 SESSIONS = web.AppKey("sessions", SessionRegistry)
@@ -49,8 +49,11 @@ GC_THRESHOLDS = (2_000, 20, 50)  # Python's defaults: (700, 10, 10)
 BACKLOG = 64  # asyncio accepts up to this many in one turn of the loop, however long it takes
 
 
-def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Application:
-    """The application; `tts` replaces the provider the settings name (tests use it)."""
+def build_app(
+    settings: Settings, tts: TTSProvider | None = None, slot: WorkerSlot | None = None
+) -> web.Application:
+    """The application; `tts` replaces the provider the settings name (tests use it); `slot`:
+    it is one of several workers."""
     app = web.Application()
     app.on_response_prepare.append(add_security_headers)
     metrics.start(version("voice-rtc"), settings.max_sessions)
@@ -82,7 +85,8 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         return web.FileResponse(CLIENT_DIR / "index.html")
 
     async def prometheus(_request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body, content_type = metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def errors(_request: web.Request) -> web.Response:
         return web.json_response(error_table())
@@ -99,13 +103,19 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
         yield
         renewing.cancel()
 
+    async def report_status(_app: web.Application) -> AsyncIterator[None]:
+        reporting = asyncio.create_task(health.report(), name="worker-status")
+        yield
+        reporting.cancel()
+
     async def close_sessions(_app: web.Application) -> None:
         await sessions.close_all()
         await media.close()  # after the sessions: their synthesis may still be encoding
         await tts.close()
         await limits.close()
 
-    app.add_routes(health_routes(sessions, tts, limits))
+    health = Health(sessions, tts, limits, slot)
+    app.add_routes(health.routes())
     app.add_routes(api_routes(settings, sessions, auth, limits))
     app.add_routes(telemetry_routes(auth, limits, settings.http_timeout_s))
     if auth.dev_mode:
@@ -123,6 +133,8 @@ def build_app(settings: Settings, tts: TTSProvider | None = None) -> web.Applica
     )
     app.on_startup.append(start_media)
     app.cleanup_ctx.append(renew_session_slots)
+    if slot is not None:
+        app.cleanup_ctx.append(report_status)
     app.on_shutdown.append(endpoint.close_all)
     app.on_cleanup.append(close_sessions)
     return app
@@ -148,9 +160,9 @@ def dev_token_routes(auth: Authenticator) -> list[web.RouteDef]:
     return [web.get("/api/dev-token", dev_token)]
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, slot: WorkerSlot | None = None) -> None:
     descriptors = raise_descriptor_limit()
-    app = build_app(settings)
+    app = build_app(settings, slot=slot)
     runner = web.AppRunner(
         app, handle_signals=False, access_log_class=AccessLogger, keepalive_timeout=KEEPALIVE_S
     )
@@ -160,10 +172,14 @@ async def serve(settings: Settings) -> None:
     max_connections = connection_limit(settings.max_connections, descriptors)
     guard = ConnectionGuard(runner.server, max_connections, settings.http_timeout_s)
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(guard, settings.host, settings.port, backlog=BACKLOG)
+    # A worker shares its port with the others: the kernel spreads connections over them.
+    listener = await loop.create_server(
+        guard, settings.host, settings.port, backlog=BACKLOG, reuse_port=slot is not None
+    )
     host, port = listener.sockets[0].getsockname()[:2]
     log.info("listening", extra={"max_connections": max_connections, "descriptors": descriptors})
-    print(f"voice-rtc is serving the demo at http://{host}:{port}/", flush=True)
+    if slot is None:  # the supervisor says it once for all its workers
+        print(f"voice-rtc is serving the demo at http://{host}:{port}/", flush=True)
 
     # The first SIGTERM (or Ctrl-C) drains; a second one stops at once.
     stop, hurry = asyncio.Event(), asyncio.Event()
@@ -224,12 +240,17 @@ def main() -> None:
     except SettingsError as exc:
         sys.exit(f"voice-rtc: bad settings: {exc}")
     setup_logging(settings.log_level)
+    slot = WorkerSlot.from_env(os.environ)
+    if slot is None and settings.worker_count > 1:
+        sys.exit(
+            supervise(settings, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]])
+        )
     # The encoding thread holds the GIL between libopus calls; the event loop gives it up at
     # every send. At the default 5 ms it may then wait that long to get it back, each time:
     # a millisecond keeps the clock's ticks on time.
     sys.setswitchinterval(0.001)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(serve(settings))
+        runner.run(serve(settings, slot))
 
 
 if __name__ == "__main__":

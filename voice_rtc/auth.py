@@ -47,21 +47,25 @@ DEV_SECRET_FILE = "dev-jwt-secret"
 
 def dev_secret(state_dir: Path) -> str:
     """The dev-mode signing secret in `state_dir`, made (readable by this user only) if there is
-    none yet. Two processes starting at once agree on one: the file is created exclusively."""
+    none yet. Processes starting at once (workers) agree on one: each writes a whole secret to a
+    file of its own and links it into place, which only one link can do; everyone then reads
+    back whatever won. The secret is never seen half-written."""
     path = state_dir / DEV_SECRET_FILE
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may be writing it this very moment
-            if secret := path.read_text().strip():
-                return secret
-            time.sleep(0.01)
-        raise AuthError(f"{path} is empty") from None
-    secret = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret)
-    return secret
+    if not path.exists():
+        temp = state_dir / f".{DEV_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(32))
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process was first: use its secret
+        finally:
+            temp.unlink()
+    if secret := path.read_text().strip():
+        return secret
+    raise AuthError(f"{path} is empty: remove it, and a new secret is made")
 
 
 class Role(StrEnum):

@@ -112,6 +112,12 @@ def _readable_file(path: str) -> str:
     return path
 
 
+def _worker_count(value: str) -> str:
+    if value != "auto" and not (value.isdigit() and int(value) >= 1):
+        raise ValueError("must be a number of at least 1, or auto")
+    return value
+
+
 IpList = Annotated[str, _each(_is_ip, "is not an IP address")]
 IceUrlList = Annotated[str, _url("stun:", "turn:", "turns:")]
 TurnUrlList = Annotated[str, _url("turn:", "turns:")]
@@ -378,6 +384,15 @@ class Settings(BaseModel):
         "`DEBUG`, `INFO`, `WARNING` or `ERROR`; logs are JSON lines on stderr",
         choices=LOG_LEVELS,
     )
+    workers: Annotated[str, AfterValidator(_worker_count)] = setting(
+        "1",
+        "processes serving the port (`SO_REUSEPORT`), each with its own event loop, or `auto`: "
+        "one per core; more than one needs `VOICE_RTC_REDIS_URL` (they share sessions there)",
+    )
+
+    @property
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
 
     @property
     def ice_server_urls(self) -> list[str]:
@@ -444,6 +459,11 @@ class Settings(BaseModel):
         for secret in ("jwt_secret", "service_api_key"):
             if 0 < len(getattr(self, secret)) < 32:
                 problems.append(f"{SPECS_BY_NAME[secret].env} must be at least 32 characters")
+        if self.worker_count > 1 and not self.redis_url:
+            problems.append(
+                f"workers {self.workers} needs VOICE_RTC_REDIS_URL: several workers share their "
+                "sessions through Redis (or set VOICE_RTC_WORKERS=1)"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

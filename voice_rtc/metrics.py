@@ -6,14 +6,33 @@ provider, code, reason, outcome): never a session, user or utterance id.
 What happens per frame (thousands of times a second) is counted in plain ints (`COUNTERS`) and
 turned into metrics only when /metrics is scraped, so counting costs an addition, not a lock and
 a label lookup.
+
+Several workers (`--workers N`) share one /metrics: prometheus-client's multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR, set by the supervisor), where each process writes its metrics to files
+and any of them sums them all at a scrape. A custom collector would only see its own process, so
+there each worker folds its plain ints into ordinary counters every second (`fold`), and at a
+scrape.
 """
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+# prometheus-client reads this at import too (it then writes every metric to that directory).
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
 # Sessions and transports
 ACTIVE_SESSIONS = Gauge(
@@ -21,6 +40,7 @@ ACTIVE_SESSIONS = Gauge(
     "Sessions open on this process, by the audio transport they use now (none: between transports"
     " or waiting for a listener to come back)",
     ["transport"],
+    multiprocess_mode="livesum",  # several workers: the whole server's, live ones only
 )
 RECONNECTS = Counter(
     "voice_rtc_reconnects_total",
@@ -87,13 +107,24 @@ TTS_FALLBACKS = Counter(
     "voice_rtc_tts_fallbacks_total", "Text spoken by the fallback voice instead", ["reason"]
 )
 TTS_BREAKER_STATE = Gauge(
-    "voice_rtc_tts_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", ["provider"]
+    "voice_rtc_tts_breaker_state",
+    "Circuit breaker: 0 closed, 1 half-open, 2 open",
+    ["provider"],
+    multiprocess_mode="livemax",  # the worst worker's
 )
 
 # The process
-DRAINING = Gauge("voice_rtc_draining", "1 while the server drains before it stops")
-MAX_SESSIONS = Gauge("voice_rtc_max_sessions", "Sessions this process takes before SERVER_BUSY")
-BUILD_INFO = Gauge("voice_rtc_build_info", "Always 1: the version running", ["version"])
+DRAINING = Gauge(
+    "voice_rtc_draining", "1 while the server drains before it stops", multiprocess_mode="livemax"
+)
+MAX_SESSIONS = Gauge(
+    "voice_rtc_max_sessions",
+    "Sessions this process (with workers: all of them) takes before SERVER_BUSY",
+    multiprocess_mode="livesum",
+)
+BUILD_INFO = Gauge(
+    "voice_rtc_build_info", "Always 1: the version running", ["version"], multiprocess_mode="max"
+)
 TELEMETRY_EVENTS = Counter(
     "voice_rtc_telemetry_events_total", "Client telemetry events accepted, by type", ["type"]
 )
@@ -130,29 +161,76 @@ class MediaCounters:
 COUNTERS = MediaCounters()
 
 
+FRAMES_HELP = "20 ms audio frames sent to listeners, by transport and kind (speech, silence)"
+BYTES_HELP = "Bytes of audio payload sent to listeners, by transport (headers not counted)"
+SKIPPED_HELP = (
+    "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, not lost"
+)
+
+
 class MediaCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         frames = CounterMetricFamily(
-            "voice_rtc_audio_frames_sent",
-            "20 ms audio frames sent to listeners, by transport and kind (speech, silence)",
-            labels=["transport", "kind"],
+            "voice_rtc_audio_frames_sent", FRAMES_HELP, labels=["transport", "kind"]
         )
         for (transport, kind), count in COUNTERS.frames.items():
             frames.add_metric([transport, kind], count)
-        sent = CounterMetricFamily(
-            "voice_rtc_audio_bytes_sent",
-            "Bytes of audio payload sent to listeners, by transport (headers not counted)",
-            labels=["transport"],
-        )
+        sent = CounterMetricFamily("voice_rtc_audio_bytes_sent", BYTES_HELP, labels=["transport"])
         for transport, count in COUNTERS.bytes.items():
             sent.add_metric([transport], count)
-        skipped = CounterMetricFamily(
-            "voice_rtc_pacing_skipped_slots",
-            "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, "
-            "not lost",
-        )
+        skipped = CounterMetricFamily("voice_rtc_pacing_skipped_slots", SKIPPED_HELP)
         skipped.add_metric([], COUNTERS.pacing_skipped)
         yield from (frames, sent, skipped)
 
 
-REGISTRY.register(MediaCollector())
+class _Folded:
+    """Multiprocess mode: the plain ints as counters in the shared directory, brought up to date
+    by `fold` (registered nowhere: the multiprocess collector reads the files)."""
+
+    def __init__(self) -> None:
+        self.frames = Counter(
+            "voice_rtc_audio_frames_sent", FRAMES_HELP, ["transport", "kind"], registry=None
+        )
+        self.bytes = Counter("voice_rtc_audio_bytes_sent", BYTES_HELP, ["transport"], registry=None)
+        self.skipped = Counter("voice_rtc_pacing_skipped_slots", SKIPPED_HELP, registry=None)
+        self.done = MediaCounters()  # what has been folded in so far
+        for transport, kind in self.done.frames:
+            self.frames.labels(transport, kind)
+        for transport in self.done.bytes:
+            self.bytes.labels(transport)
+
+    def fold(self) -> None:
+        for key, count in COUNTERS.frames.items():
+            if count > self.done.frames[key]:
+                self.frames.labels(*key).inc(count - self.done.frames[key])
+                self.done.frames[key] = count
+        for transport, count in COUNTERS.bytes.items():
+            if count > self.done.bytes[transport]:
+                self.bytes.labels(transport).inc(count - self.done.bytes[transport])
+                self.done.bytes[transport] = count
+        if COUNTERS.pacing_skipped > self.done.pacing_skipped:
+            self.skipped.inc(COUNTERS.pacing_skipped - self.done.pacing_skipped)
+            self.done.pacing_skipped = COUNTERS.pacing_skipped
+
+
+_FOLDED = _Folded() if MULTIPROCESS else None
+if _FOLDED is None:
+    REGISTRY.register(MediaCollector())
+
+
+def fold() -> None:
+    """Multiprocess mode: make the shared counters include this process's plain ints (every
+    second, and before a scrape); nothing otherwise."""
+    if _FOLDED is not None:
+        _FOLDED.fold()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The body of /metrics and its content type: this process's metrics, or with workers the
+    whole server's (every worker's files, live and dead, summed)."""
+    if not MULTIPROCESS:
+        return generate_latest(), CONTENT_TYPE_LATEST
+    fold()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

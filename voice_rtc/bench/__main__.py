@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -18,7 +18,7 @@ import psutil  # type: ignore[import-untyped]
 from . import BenchError
 from .options import SERVER_TUNING, TARGETS, Options, Target, Transport
 from .report import Report, format_report, format_side_by_side
-from .run import run_targets
+from .run import run_bench, run_targets
 from .worker import WorkerConfig, run_worker
 
 Result = TypeVar("Result")
@@ -98,6 +98,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="any other voice-rtc setting (e.g. max_sessions=200), passed on if accepted",
     )
+    parser.add_argument(
+        "--workers",
+        help="voice-rtc's server workers (--workers N; they share a redis-server the bench "
+        "starts); comma-separated, e.g. 1,2: one run each, side by side",
+    )
     parser.add_argument("--json", action="store_true", help="print the report(s) as JSON")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -107,6 +112,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--speaking-fraction must be between 0 and 1")
     if args.plot and not args.sweep:
         parser.error("--plot draws a --sweep")
+    if args.workers is not None:
+        try:
+            args.workers = [int(n) for n in args.workers.split(",") if n.strip()]
+        except ValueError:
+            parser.error("--workers: numbers, e.g. 2 or 1,2")
+        if not args.workers or min(args.workers) < 1:
+            parser.error("--workers: at least 1")
+        if len(args.workers) > 1 and (args.sweep or args.reference or args.targets or args.url):
+            parser.error("--workers with several counts compares voice-rtc with itself alone")
     return args
 
 
@@ -149,6 +163,8 @@ def options_of(args: argparse.Namespace) -> Options:
         url=args.url,
         server_pid=args.server_pid,
         server_settings=settings_of(args),
+        server_workers=args.workers[0] if args.workers else 1,
+        shared_store=args.workers is not None,  # every run alike: Redis for sessions
     )
 
 
@@ -160,6 +176,8 @@ def as_json(report: Report) -> dict[str, Any]:
         "held": report.held,
         "client_bound": report.client_bound,
         "contended": report.contended,
+        "sessions_per_core": report.sessions_per_core,
+        "full_cores_estimate": report.full_cores_estimate,
     }
 
 
@@ -190,7 +208,13 @@ async def _main(args: argparse.Namespace) -> str:
         if args.json:
             return json.dumps([{"load": load, **as_json(r)} for load, r in points], indent=2)
         return format_sweep(points) + (f"\nplot: {args.plot}" if args.plot else "")
-    reports = await run_targets(options, targets)
+    if args.workers and len(args.workers) > 1:
+        reports = []
+        for count in args.workers:
+            report = await run_bench(replace(options, server_workers=count))
+            reports.append(replace(report, target=f"voice-rtc x{count}"))
+    else:
+        reports = await run_targets(options, targets)
     if args.json:
         return json.dumps([as_json(r) for r in reports], indent=2)
     return format_report(reports[0]) if len(reports) == 1 else format_side_by_side(reports)

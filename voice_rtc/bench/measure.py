@@ -97,8 +97,9 @@ class Usage:
     """A snapshot of the clock and of the CPU seconds each process has used so far."""
 
     at: float  # time.monotonic()
-    server: float | None  # None: the server's pid is unknown
+    server: float | None  # None: the server's pid is unknown; with workers, all of them
     clients: list[float]  # one per worker process
+    server_parts: dict[int, float]  # the server's processes by pid (with workers: each)
     metrics: Scrape
     machine: Machine
 
@@ -112,8 +113,19 @@ class Usage:
     ) -> "Usage":
         at = time.monotonic()
         cpu = [cpu_seconds(c) for c in clients]
-        server_s = cpu_seconds(server) if server else None
-        return cls(at, server_s, cpu, await scrape(http, url), Machine.take())
+        parts = {p.pid: cpu_seconds(p) for p in process_tree(server)} if server else {}
+        server_s = sum(parts.values()) if server else None
+        return cls(at, server_s, cpu, parts, await scrape(http, url), Machine.take())
+
+
+def process_tree(process: psutil.Process) -> list[psutil.Process]:
+    """A process and its children (a supervisor and its workers)."""
+    return [process, *process.children(recursive=True)]
+
+
+def rss_mb(process: psutil.Process) -> float:
+    """Resident memory of a process and its children, in MB."""
+    return float(sum(p.memory_info().rss for p in process_tree(process))) / 1e6
 
 
 def cpu_seconds(process: psutil.Process) -> float:

@@ -29,6 +29,8 @@ class Options:
     nice: int = 0  # niceness of server and clients (root may go below 0 on a shared machine)
     url: str | None = None  # bench this running voice-rtc instead of starting one
     server_pid: int | None = None
+    server_workers: int = 1  # voice-rtc's --workers (the load's client processes are `workers`)
+    shared_store: bool = False  # start a redis-server for voice-rtc's sessions (with --workers)
     # voice-rtc settings by name (opus_bitrate=24000, silence=dtx, ...): passed on when the
     # server accepts them, listed as skipped in the report when it does not.
     server_settings: dict[str, str] = field(default_factory=dict)

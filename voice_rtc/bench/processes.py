@@ -6,6 +6,7 @@ import contextlib
 import functools
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -31,13 +32,19 @@ class Placement:
     nice: int = 0  # of server and clients; below 0 puts them ahead of the machine's other work
 
     @classmethod
-    def choose(cls, pin: bool, nice: int = 0, sample_s: float = 0.5) -> "Placement":
+    def choose(
+        cls, pin: bool, nice: int = 0, sample_s: float = 0.5, server_workers: int = 1
+    ) -> "Placement":
         """The server on one core, the clients on the rest, when this process may use two or
         more; otherwise no pinning. The server gets the core least busy over `sample_s`
-        (on a shared machine, other work may hold one of them)."""
+        (on a shared machine, other work may hold one of them). Several server workers get
+        every core (one each, as the kernel schedules them) and the clients share them: a
+        machine has no core to spare for them then."""
         cores = sorted(os.sched_getaffinity(0))
         if not pin or len(cores) < 2:
             return cls(None, None, nice)
+        if server_workers > 1:
+            return cls(frozenset(cores), frozenset(cores), nice)
         busy = psutil.cpu_percent(interval=sample_s, percpu=True) if sample_s > 0 else []
         server = min(cores, key=lambda c: busy[c] if c < len(busy) else 0.0)
         return cls(frozenset({server}), frozenset(cores) - {server}, nice)
@@ -62,6 +69,8 @@ class Placement:
             return f"not pinned ({count} core{'s' if count > 1 else ''} available)"
         if self.server is None:
             return f"load clients on core {_cores(self.clients)}; the server is not the bench's"
+        if self.server == self.clients:
+            return f"server workers and load clients share cores {_cores(self.server)}"
         return f"server on core {_cores(self.server)}, load clients on core {_cores(self.clients)}"
 
 
@@ -117,11 +126,15 @@ def server_options() -> frozenset[str]:
 
 
 def voice_rtc_args(
-    tts: str, settings: Mapping[str, str], sessions: int
+    tts: str, settings: Mapping[str, str], sessions: int, workers: int = 1
 ) -> tuple[list[str], list[str]]:
     """server.py's command line, and the names of the `settings` it does not accept."""
     args = [sys.executable, str(REPO / "server.py"), "--host", "127.0.0.1", "--port", "0"]
     args += ["--tts", tts, "--log-level", "WARNING"]
+    if workers > 1:
+        if "workers" not in server_options():
+            raise BenchError("this server.py has no --workers")
+        args += ["--workers", str(workers)]
     # Every listener connects from this one address, and speaks a lot: lift those limits. The
     # capacity setting is an upper bound just above the load (admission control, where the
     # server has it, still decides).
@@ -131,7 +144,7 @@ def voice_rtc_args(
         "limit_chars_per_minute": "100000000",
         "sockets_per_second_per_ip": "1000000",
         "max_pending_per_ip": "1000000",
-        "max_sessions": str(sessions + 16),
+        "max_sessions": str(sessions // workers + 16),  # per worker
     }
     accepted = server_options()
     skipped = [name for name in settings if name not in accepted]
@@ -150,6 +163,7 @@ async def start_server(
     args: list[str],
     log_path: Path,
     setup: Callable[[], None] | None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[str, int]:
     """Start a server that prints its URL as the last word of its first line; (url, pid)."""
     with log_path.open("w") as log:
@@ -159,6 +173,7 @@ async def start_server(
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
             preexec_fn=setup,
+            env={**os.environ, **(env or {})},
         )
     stack.push_async_callback(stop_process, process)
     assert process.stdout is not None
@@ -169,9 +184,33 @@ async def start_server(
 
 
 def server_command(
-    target: Target, tts: str, settings: Mapping[str, str], sessions: int
+    target: Target, tts: str, settings: Mapping[str, str], sessions: int, workers: int = 1
 ) -> tuple[list[str], list[str]]:
     """The command that starts `target` for `sessions` listeners, and the settings skipped."""
     if target == "reference":
         return reference_args(tts), []
-    return voice_rtc_args(tts, settings, sessions)
+    return voice_rtc_args(tts, settings, sessions, workers)
+
+
+async def start_redis(stack: contextlib.AsyncExitStack) -> str:
+    """A redis-server on a free loopback port, nothing persisted, for the length of `stack`;
+    its URL. Several voice-rtc workers share their sessions through it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "redis-server", "--bind", "127.0.0.1", "--port", str(port),
+            "--save", "", "--appendonly", "no",
+            stdout=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise BenchError("several workers need Redis: install redis-server") from None
+    stack.push_async_callback(stop_process, process)
+    for _ in range(100):
+        with contextlib.suppress(OSError):
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return f"redis://127.0.0.1:{port}/0"
+        await asyncio.sleep(0.05)
+    raise BenchError("redis-server did not start")

@@ -75,6 +75,22 @@ class Report:
     connect_errors: dict[str, int] = field(default_factory=dict)  # by code or exception
     dropped: int = 0  # sessions whose signaling closed during the run
     server_log: str | None = None  # where the server's stderr went, when it logged anything
+    server_workers: int = 1  # voice-rtc's worker processes (its CPU and RSS: all of them)
+    server_worker_cpu_percent: list[float] = field(default_factory=list)  # each, of a core
+
+    @property
+    def sessions_per_core(self) -> float | None:
+        """Sessions connected per core of server CPU they used."""
+        if not self.server_cpu_percent or not self.sessions_connected:
+            return None
+        return self.sessions_connected / (self.server_cpu_percent / 100)
+
+    @property
+    def full_cores_estimate(self) -> float | None:
+        """Sessions the server's cores (one per worker, as many as the machine has) would hold
+        at this CPU per session, all of them busy: its capacity, as far as CPU goes."""
+        per_core = self.sessions_per_core
+        return None if per_core is None else per_core * min(self.server_workers, self.cpu_count)
 
     @property
     def on_time_ratio(self) -> float:
@@ -202,6 +218,27 @@ ROWS = (
         lambda r: r.server_cpu_percent,
     ),
     Row(
+        "server workers, CPU each",
+        lambda r: (
+            f"{r.server_workers}"
+            + (
+                ", " + ", ".join(f"{c:.0f}%" for c in r.server_worker_cpu_percent)
+                if r.server_worker_cpu_percent
+                else ""
+            )
+        ),
+    ),
+    Row(
+        "sessions per core of server CPU",
+        lambda r: _num(r.sessions_per_core, 1),
+        lambda r: r.sessions_per_core,
+    ),
+    Row(
+        "  x its cores: sessions (est.)",
+        lambda r: _num(r.full_cores_estimate, 0),
+        lambda r: r.full_cores_estimate,
+    ),
+    Row(
         "server CPU per session-second",
         lambda r: _num(r.server_cpu_ms_per_session_s, 2, " ms"),
         lambda r: r.server_cpu_ms_per_session_s,
@@ -285,7 +322,11 @@ bandwidth: bytes received per second of speech (media time, so a server that fal
   codec's bytes alone.
 RSS per session: (RSS at the end - RSS idle) / sessions connected, probes included; CPU per
   session-second likewise. Time to first audio: sending speak -> the first packet that decodes
-  to more than -40 dBFS, at probe sessions speaking short utterances one after another."""
+  to more than -40 dBFS, at probe sessions speaking short utterances one after another.
+workers: server CPU, RSS and CPU per session-second are every worker's together; sessions per
+  core of server CPU = sessions / (server CPU / one core); x its cores = that times one core
+  per worker (at most the machine's): what its cores would hold, all of them busy, at this
+  CPU per session (measure held loads with --sweep)."""
 
 
 def format_report(r: Report) -> str:

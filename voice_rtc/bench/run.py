@@ -17,10 +17,10 @@ import psutil  # type: ignore[import-untyped]
 from ..transports.webrtc import use_host_addresses
 from . import BenchError
 from .listener import LeanListener
-from .measure import Usage, bucket_delta, histogram_quantile, ms, share_within
+from .measure import Usage, bucket_delta, histogram_quantile, ms, rss_mb, share_within
 from .options import Options, Target
 from .packets import FRAME_S, Delivery, hist_quantile
-from .processes import Placement, server_command, start_server
+from .processes import Placement, server_command, start_redis, start_server
 from .report import Report
 from .speech import load_texts, probe_text
 from .worker import Worker, WorkerConfig, WorkerResult, error_counts
@@ -81,7 +81,8 @@ async def prime(url: str, options: Options) -> None:
 
 
 async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
-    placement = Placement.choose(options.pin, options.nice)
+    server_workers = options.server_workers if target == "voice-rtc" else 1
+    placement = Placement.choose(options.pin, options.nice, server_workers=server_workers)
     log_path = Path(tempfile.gettempdir()) / f"voice-rtc-bench-{target}-{os.getpid()}.log"
     skipped: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -95,12 +96,18 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
             placement = Placement(None, placement.clients, placement.nice)  # runs where it was
         else:
             sessions = options.sessions + options.probes
-            args, skipped = server_command(target, options.tts, options.server_settings, sessions)
-            url, server_pid = await start_server(stack, args, log_path, placement.server_setup())
+            args, skipped = server_command(
+                target, options.tts, options.server_settings, sessions, server_workers
+            )
+            env = {}
+            if target == "voice-rtc" and (options.shared_store or server_workers > 1):
+                env["VOICE_RTC_REDIS_URL"] = await start_redis(stack)
+            setup = placement.server_setup()
+            url, server_pid = await start_server(stack, args, log_path, setup, env)
         server = psutil.Process(server_pid) if server_pid is not None else None
         http = await stack.enter_async_context(aiohttp.ClientSession())
         await prime(url, options)
-        rss_idle = server.memory_info().rss / 1e6 if server else None
+        rss_idle = rss_mb(server) if server else None
 
         configs = worker_configs(options, url)
         setup = placement.client_setup()
@@ -115,7 +122,7 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
         first = await Usage.take(server, clients, http, url)
         await asyncio.sleep(options.seconds)
         last = await Usage.take(server, clients, http, url)
-        rss_end = server.memory_info().rss / 1e6 if server else None
+        rss_end = rss_mb(server) if server else None
         results = await asyncio.gather(*(w.results(first.at, last.at) for w in workers))
     server_logged = log_path.exists() and log_path.stat().st_size > 0
     if not server_logged:
@@ -132,6 +139,8 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
         rss_end,
         skipped,
         str(log_path) if server_logged else None,
+        server_workers,
+        server_pid,
     )
 
 
@@ -147,8 +156,16 @@ def summarize(
     rss_end: float | None,
     skipped: list[str],
     server_log: str | None,
+    server_workers: int = 1,
+    server_pid: int | None = None,
 ) -> Report:
     window = last.at - first.at
+    # With workers: each one's CPU (not the supervisor's; it sleeps), over the whole window.
+    worker_cpu = [
+        (cpu - first.server_parts[pid]) / window * 100
+        for pid, cpu in last.server_parts.items()
+        if server_workers > 1 and pid != server_pid and pid in first.server_parts
+    ]
     speaking, silent = Delivery(), Delivery()
     for result in results:
         speaking.add(result.speaking)
@@ -240,6 +257,8 @@ def summarize(
         connect_errors=error_counts([e for worker in workers for e in worker.errors]),
         dropped=sum(result.dropped for result in results),
         server_log=server_log,
+        server_workers=server_workers,
+        server_worker_cpu_percent=worker_cpu,
     )
 
 
