@@ -52,6 +52,9 @@ HANDOFF_REPORT_S = 0.25  # for listeners to report their last position before a 
 # Event ids of a session taken over start at epoch x this: above any id the process before
 # may have sent without writing it (a crash loses up to WRITE_INTERVAL_S of them).
 EPOCH_EVENTS = 1_000_000_000
+# ...and its transport ids at epoch x this: a listener must never take the new process's
+# transport for the old one's (their RTP clocks differ).
+EPOCH_TRANSPORTS = 1_000_000
 Command = dict[str, Any]
 CommandHandler = Callable[[Session, Command], Awaitable[Command]]
 
@@ -289,6 +292,7 @@ class SessionRegistry:
             resume_token=resume_token,
             events=events[-self._event_memory :],
             first_event_id=max(record.last_event_id, lease.epoch * EPOCH_EVENTS),
+            transports_before=lease.epoch * EPOCH_TRANSPORTS,
         )
         session.lease = lease
         session.lease_valid_until = self._trusted_until(claimed_at)

@@ -95,9 +95,11 @@ class Session:
         resume_token: str | None = None,
         events: list[tuple[int, SessionEvent]] | None = None,
         first_event_id: int = 0,
+        transports_before: int = 0,
     ) -> None:
-        """`resume_token`, `events` and `first_event_id`: of a session taken over from another
-        process (its events go on numbered from `first_event_id`)."""
+        """`resume_token`, `events`, `first_event_id` and `transports_before`: of a session
+        taken over from another process (its events go on numbered from `first_event_id`, its
+        transports after `transports_before`)."""
         self.id = session_id
         self.user_id = user_id  # only this user may resume it
         self.created_by = created_by  # the service that made it for the user (None: the user)
@@ -119,7 +121,7 @@ class Session:
         # Transports by id: the current one and the one before it (closed), since a listener's
         # final position on the old transport can arrive after the switch.
         self._transports: dict[int, AudioTransport] = {}
-        self._transport_count = 0
+        self._transport_count = transports_before
         self._on_expired = on_expired
         self._grace_s = grace_s
         self._heard_settle_s = heard_settle_s
