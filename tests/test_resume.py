@@ -1,6 +1,7 @@
 """Sessions that survive the network: resume, reconnect, heartbeats, the WebSocket fallback."""
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -14,7 +15,7 @@ from tests.conftest import RunningServer, StartServer, dev_token, free_port
 from tests.framecode import symbols, unwrap
 from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms
-from voice_rtc.audio import SAMPLE_RATE, SAMPLE_WIDTH
+from voice_rtc.audio import FRAME_BYTES
 from voice_rtc.backoff import backoff_delay
 from voice_rtc.client import VoiceClient
 from voice_rtc.transports.websocket import HEADER
@@ -31,14 +32,17 @@ async def health(http: aiohttp.ClientSession, server: RunningServer) -> dict[str
 async def played_out(
     client: Listener, utterance_id: int, quiet_s: float = 1.0, timeout: float = 60
 ) -> None:
-    """Wait until the utterance was sent and then nothing was heard for `quiet_s` seconds."""
+    """Wait until the utterance was sent and then nothing was heard for `quiet_s` seconds:
+    what arrived in that time (over WebRTC in DTX, a silent frame every 400 ms) was silent."""
     await client.wait_for_event("utterance_ended", utterance_id, timeout=timeout)
-    quiet = quiet_s * SAMPLE_RATE * SAMPLE_WIDTH
+    ended = time.monotonic()
+    recording = client.recording
     for _ in range(200):
         await asyncio.sleep(0.1)
-        recent = client.recording.pcm[-int(quiet) :]
-        last_arrival = client.recording.arrivals[-1] if client.recording.arrivals else 0
-        if time.monotonic() - last_arrival > quiet_s or rms(recent) < 50:
+        since = time.monotonic() - quiet_s
+        arrived = sum(1 for _ in itertools.takewhile(since.__lt__, reversed(recording.arrivals)))
+        recent = recording.pcm[len(recording.pcm) - arrived * FRAME_BYTES :] if arrived else b""
+        if since >= ended and rms(recent) < 50:
             return
     raise AssertionError("audio kept arriving")
 
