@@ -122,6 +122,31 @@ async def test_every_word_has_a_timing_even_those_espeak_runs_together(text: str
     assert starts == sorted(starts) and len(set(starts)) == len(starts), starts
 
 
+async def test_word_timings_are_where_espeak_says_not_shifted_by_the_audio_before_them() -> None:
+    """eSpeak NG counts a word's sample from the start of its sentence; the first words' audio
+    is handed over before the later words are told, and must not move them (it moved every
+    word but the first 200 ms late)."""
+    sentence = "Seven quick brown foxes jumped over a sleeping dog."
+    provider = EspeakProvider()
+    try:
+        told = [m async for m in provider._synthesize_sentence(sentence) if isinstance(m, WordMark)]
+        marks = [m async for m in provider.synthesize(sentence) if isinstance(m, WordMark)]
+        second = [
+            m async for m in provider.synthesize(f"Hi. {sentence}") if isinstance(m, WordMark)
+        ]
+    finally:
+        await provider.close()
+    # (Within a few samples: eSpeak NG's state carries a little from one call to the next.)
+    assert [m.index for m in marks] == [m.index for m in told]
+    assert max(abs(m.sample - t.sample) for m, t in zip(marks, told, strict=True)) < 50
+    # In a second sentence, each word is where it is in that sentence, after the first's audio.
+    offset = second[1].sample - told[0].sample
+    assert [m.index - 1 for m in second[1:]] == [m.index for m in told]
+    assert (
+        max(abs(m.sample - offset - t.sample) for m, t in zip(second[1:], told, strict=True)) < 50
+    )
+
+
 @pytest.mark.parametrize("cut_s", [random.uniform(0.6, 3.5) for _ in range(3)])
 async def test_the_agent_learns_the_words_the_listener_heard_before_a_barge_in(
     espeak_server: RunningServer, grant: SessionGrant, cut_s: float

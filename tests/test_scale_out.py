@@ -8,6 +8,7 @@ no frame may be skipped, whatever happens to the server it was on."""
 import asyncio
 import itertools
 import os
+import random
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ import pytest
 import redis.asyncio as redis
 
 from tests.conftest import RedisServer, RunningServer, StartServer, dev_token
+from tests.fake_cartesia import FakeCartesia
 from tests.framecode import symbols, unwrap
 from tests.listener import Listener
 from tests.nginx import StartNginx
@@ -299,3 +301,42 @@ async def test_with_redis_down_sessions_play_on_and_resumes_fail_clearly(
     assert frames == list(range(401))  # played on through the outage, then moved: all of it
     assert '"event": "session_taken_over"' in second.log()
     assert (await ready(http, first))["status"] == "ready"
+
+
+async def test_a_remote_voice_taken_over_goes_on_from_the_word_being_heard(
+    start_server: StartServer, redis_url: str
+) -> None:
+    """Cartesia (its SDK against a local fake) gives other audio at each request: the process
+    taking the session over asks again from the word the listener was hearing, none skipped."""
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    async with FakeCartesia().serve() as fake:
+        env = {"VOICE_RTC_REDIS_URL": redis_url, "CARTESIA_API_KEY": "test-key"}
+        voice = {"tts": "cartesia", "cartesia_voice": "voice-1", "cartesia_base_url": fake.url}
+        first, second = [
+            await start_server(env=env, session_lease_s=LEASE_S, **voice) for _ in range(2)
+        ]
+        async with (
+            tcp_proxy("127.0.0.1", port_of(first)) as proxy,
+            Listener(proxy.url, transport="websocket") as listener,
+        ):
+            utterance = await listener.speak(" ".join(words) + ".")
+            await listener.wait_for_event("utterance_started", utterance, timeout=10)
+            await asyncio.sleep(random.uniform(1.0, 2.5))
+            move(proxy, second)
+            await listener.drop()  # the frames it played so far are all it played there
+            last_index = listener.recording.frame_ids[-1][2]
+            await listener.wait_until_up(timeout=15)
+            await played_out(listener, utterance)
+    timed = [w for m in listener.messages if m["type"] == "utterance_words" for w in m["words"]]
+    first_timed: dict[int, int] = {}  # each word's frame as the first process timed it
+    for word in timed:
+        first_timed.setdefault(word["start"], word["frame"])
+    frames = [first_timed.get(sum(len(w) + 1 for w in words[:i])) for i in range(len(words))]
+    at_cut = max(i for i, frame in enumerate(frames) if frame is not None and frame <= last_index)
+    transcripts = [request.transcript for request in fake.requests]
+    print(f"cut in word {at_cut} ({words[at_cut]}); asked for: {transcripts}")
+    assert transcripts[0] == " ".join(words) + "."
+    assert transcripts[-1] == " ".join(words[at_cut:]) + "."  # from the word being heard
+    # ...and the listener hears it to the end: every word timed, the last ones by the new owner.
+    assert {w["text"] for w in timed} >= {words[-1] + "."}
+    assert '"event": "session_taken_over"' in second.log()

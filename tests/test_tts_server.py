@@ -74,6 +74,20 @@ async def test_speech_from_cartesia_reaches_the_listener_exactly(
     }
 
 
+async def test_cartesias_word_timestamps_time_the_words_exactly(
+    start_server: StartServer, fake: FakeCartesia
+) -> None:
+    """The fake's words are whole frames long, its timestamps exact: each word is timed at the
+    frame its audio begins (they once counted the audio already handed over twice)."""
+    server = await cartesia_server(start_server, fake)
+    words = "alpha bravo charlie delta. echo foxtrot golf.".split()
+    async with Listener(server.url, transport="websocket") as client:
+        await client.say(" ".join(words))
+    timed = [w for m in client.messages if m["type"] == "utterance_words" for w in m["words"]]
+    begins = [round(sum(word_seconds(w) for w in words[:i]) / 0.02) for i in range(len(words))]
+    assert [(w["text"], w["frame"]) for w in timed] == list(zip(words, begins, strict=True))
+
+
 async def test_an_agent_streaming_text_is_spoken_sentence_by_sentence(
     start_server: StartServer, fake: FakeCartesia
 ) -> None:

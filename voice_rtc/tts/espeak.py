@@ -133,9 +133,10 @@ class EspeakProvider:
         self._engine = self._executor.submit(_Engine, voice, words_per_minute).result()
 
     async def synthesize(self, text: str) -> AsyncIterator[Speech]:
-        words_before = samples_before = 0
+        words_before = samples_before = 0  # of the sentences before this one
         last = WordMark(-1, 0)
         for sentence in split_sentences(text):
+            samples = 0  # of this sentence's audio: its marks count from its start already
             async for item in self._synthesize_sentence(sentence):
                 if isinstance(item, WordMark):
                     item = WordMark(words_before + item.index, samples_before + item.sample)
@@ -150,9 +151,10 @@ class EspeakProvider:
                         )
                     last = item
                 elif isinstance(item, bytes):
-                    samples_before += len(item) // SAMPLE_WIDTH
+                    samples += len(item) // SAMPLE_WIDTH
                 yield item
             words_before += len(sentence.split())
+            samples_before += samples
         for skipped in range(last.index + 1, words_before):  # told with none after them
             share = (skipped - last.index) / (words_before - last.index)
             yield WordMark(skipped, last.sample + int((samples_before - last.sample) * share))

@@ -107,17 +107,19 @@ class ResilientTTS:
         }
 
     async def synthesize(self, text: str) -> AsyncIterator[Speech]:
-        words_before = samples_before = 0
+        words_before = samples_before = 0  # of the sentences before this one
         for sentence in split_sentences(text):
+            samples = 0  # of this sentence's audio: its marks count from its start already
             async for item in self._sentence(sentence):
                 if isinstance(item, WordMark):
                     item = WordMark(words_before + item.index, samples_before + item.sample)
                 elif isinstance(item, Retract):
-                    samples_before -= item.byte_count // SAMPLE_WIDTH
+                    samples -= item.byte_count // SAMPLE_WIDTH
                 else:
-                    samples_before += len(item) // SAMPLE_WIDTH
+                    samples += len(item) // SAMPLE_WIDTH
                 yield item
             words_before += len(sentence.split())
+            samples_before += samples
 
     async def close(self) -> None:
         await self._primary.close()
