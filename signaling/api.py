@@ -16,7 +16,7 @@ from typing import Annotated, Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from voice_rtc.auth import Authenticator, AuthError, Identity, Role, bearer_token
+from voice_rtc.auth import Authenticator, AuthError, Identity, bearer_token
 from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode, error_body, validation_error
 from voice_rtc.limits import Limits, RateLimited
@@ -26,7 +26,7 @@ from voice_rtc.store import StoreUnavailable
 from voice_rtc.telemetry import read_body
 
 from . import commands
-from .binding import agent_session
+from .binding import agent_session, authorize_agent
 from .messages import ProtocolError
 
 MAX_BODY_BYTES = 16 * 1024
@@ -157,17 +157,8 @@ async def _agents_session(
     auth: Authenticator, sessions: SessionRegistry, request: web.Request
 ) -> str:
     """The session in the path, if the caller (a service, or the session's agent) may act on it."""
-    credential = bearer_token(request.headers.get("Authorization"))
     try:
-        identity = auth.verify_service(credential)
-    except AuthError:
-        try:
-            identity = auth.verify(credential)
-        except AuthError as exc:
-            raise _error(ErrorCode.AUTHENTICATION_FAILED, str(exc)) from None
-    if identity.role not in (Role.AGENT, Role.SERVICE):
-        raise _error(ErrorCode.FORBIDDEN, f"a {identity.role} token cannot act on sessions")
-    try:
+        identity = authorize_agent(auth, bearer_token(request.headers.get("Authorization")))
         record = await agent_session(identity, sessions, request.match_info["session_id"])
     except ProtocolError as exc:
         raise _error(exc.code, exc.detail, **exc.extra) from None
