@@ -5,6 +5,7 @@ repeat audio. (The versions tested are pinned in constraints.txt; see the README
 import inspect
 import selectors
 import socket
+from pathlib import Path
 
 import aioice.ice
 import av
@@ -12,6 +13,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.codecs import CODECS, get_encoder
 from aiortc.mediastreams import AudioStreamTrack
 
+from voice_rtc import libopus
 from voice_rtc.client.playback import RECEIVER_TIMESTAMP_MAPPER
 from voice_rtc.event_loop import CappedEpollSelector, _CappedEpoll
 from voice_rtc.opus import TIME_BASE
@@ -72,3 +74,11 @@ def test_the_event_loops_epoll_is_where_the_server_caps_it() -> None:
             b.close()
     finally:
         selector.close()
+
+
+def test_the_libopus_we_call_is_the_copy_pyav_ships() -> None:
+    """`voice_rtc.libopus` loads the libopus inside PyAV's wheel (so a server needs no system
+    package for it); if the wheel's layout changed, it would fall back to the system's."""
+    path = Path(libopus.library()._name)
+    assert path.parent.name == "av.libs", path
+    assert libopus.Encoder(24000).lookahead == 156  # the delay voice_rtc.opus pads with

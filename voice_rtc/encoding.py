@@ -1,7 +1,7 @@
 """The process's encoding thread: every session's batches of frames, the urgent ones first.
 
 One thread, not a pool: the process paces its audio on one core, and each thread more would
-only contend with the event loop for the GIL (PyAV holds it between libopus calls) while adding
+only contend with the event loop for the GIL (held between libopus calls) while adding
 no throughput there; every core is used by running a process per core. Urgent batches (an
 utterance's first audio, or a playout about to run dry) go ahead of the rest, so a newcomer's
 first words do not wait behind the lookahead of everyone already speaking.

@@ -7,26 +7,25 @@ exactly. Opus takes 24 kHz at the least for our band (speech up to 11 kHz): fram
 packets are what WebRTC sends (aiortc only packs them) and what the WebSocket fallback sends to
 browsers that decode Opus; `FrameDecoder` turns them back into 22050 Hz PCM for the others.
 
-libswresample holds back a few samples (its filter's delay); priming each stream with that many
-zeros makes every frame in give one frame out, at the cost of a delay of under a millisecond.
+The resampler is causal and exact (`resample.py`): every frame in gives one frame out, with a
+delay of under a millisecond.
 """
 
 import fractions
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Final, Protocol
 
-import av
-from av import AudioFrame, AudioResampler
-
-from .audio import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH, SILENT_FRAME
+from . import libopus
+from .audio import FRAME_MS, SAMPLE_RATE, SAMPLE_WIDTH, SILENT_FRAME
 from .encoding import EncodingThread
+from .resample import Resampler
 
 OPUS_RATE: Final = 24000  # the encoder's input rate; RTP still counts Opus at 48 kHz
 OPUS_FRAME_SAMPLES: Final = OPUS_RATE * FRAME_MS // 1000  # 480
-OPUS_LOOKAHEAD: Final = OPUS_RATE * 65 // 10_000  # 6.5 ms: libopus holds this much back
-DECODE_RATE: Final = 48000  # what Opus decoders give
+OPUS_LOOKAHEAD: Final = libopus.Encoder(OPUS_RATE).lookahead  # what libopus holds back (6.5 ms)
 RTP_CLOCK_RATE: Final = 48000
 TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
 
@@ -66,85 +65,36 @@ class Codec(Protocol):
     def silent_packet(self) -> bytes: ...
 
 
-def _pcm_frame(pcm: bytes, rate: int) -> AudioFrame:
-    frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // SAMPLE_WIDTH)
-    frame.planes[0].update(pcm)
-    frame.sample_rate = rate
-    return frame
-
-
-@cache
-def _resampler_lag(from_rate: int, from_samples: int, to_rate: int) -> int:
-    """Samples libswresample keeps back on the first frame of a stream: what to prime it with."""
-    resampler = AudioResampler(format="s16", layout="mono", rate=to_rate)
-    got = sum(f.samples for f in resampler.resample(_pcm_frame(bytes(from_samples * 2), from_rate)))
-    return from_samples * to_rate // from_rate - got
-
-
-class _Rechunker:
-    """Resamples a stream of frames, giving back exactly one frame of `out_samples` per frame
-    in (a batch of them per call: one call into libswresample for the lot)."""
-
-    def __init__(self, from_rate: int, from_samples: int, to_rate: int, out_samples: int) -> None:
-        self._from_rate = from_rate
-        self._resampler = AudioResampler(format="s16", layout="mono", rate=to_rate)
-        self._out_bytes = out_samples * SAMPLE_WIDTH
-        self._pending = bytearray(_resampler_lag(from_rate, from_samples, to_rate) * SAMPLE_WIDTH)
-
-    def push(self, pcm: bytes, frames: int = 1) -> list[bytes]:
-        """`pcm` holding `frames` frames in: as many frames out."""
-        for out in self._resampler.resample(_pcm_frame(pcm, self._from_rate)):
-            self._pending += bytes(out.planes[0])[: out.samples * SAMPLE_WIDTH]
-        size = self._out_bytes
-        chunks = [
-            bytes(self._pending[i * size : (i + 1) * size]).ljust(size, b"\0")
-            for i in range(frames)
-        ]
-        del self._pending[: frames * size]
-        return chunks
+def _split(pcm: bytes, frame_bytes: int) -> list[bytes]:
+    return [pcm[i : i + frame_bytes] for i in range(0, len(pcm), frame_bytes)]
 
 
 class OpusFrameEncoder:
-    """libopus through PyAV for one stream. Not thread-safe: one batch at a time."""
+    """libopus for one stream. Not thread-safe: one batch at a time."""
 
     def __init__(self, settings: OpusSettings) -> None:
-        context = av.CodecContext.create("libopus", "w")
-        context.sample_rate = OPUS_RATE
-        context.layout = "mono"
-        context.format = "s16"
-        context.bit_rate = settings.bitrate
-        context.time_base = fractions.Fraction(1, OPUS_RATE)
-        context.options = {
-            "application": "voip",
-            "compression_level": str(settings.complexity),
-            "fec": "1" if settings.fec else "0",
-            "packet_loss": str(settings.expected_loss_percent if settings.fec else 0),
-        }
-        self._context = context
-        self._rechunker = _Rechunker(SAMPLE_RATE, FRAME_SAMPLES, OPUS_RATE, OPUS_FRAME_SAMPLES)
-        self._pts = 0
+        self._encoder = libopus.Encoder(OPUS_RATE)
+        self._encoder.configure(
+            settings.bitrate,
+            settings.complexity,
+            settings.fec,
+            settings.expected_loss_percent if settings.fec else 0,
+        )
+        self._resampler = Resampler(SAMPLE_RATE, OPUS_RATE)
 
     def encode(self, frames: Sequence[bytes]) -> list[bytes]:
-        packets = []
-        for pcm in self._rechunker.push(b"".join(frames), len(frames)):
-            frame = _pcm_frame(pcm, OPUS_RATE)
-            frame.pts = self._pts
-            self._pts += OPUS_FRAME_SAMPLES
-            encoded = self._context.encode(frame)
-            # libopus answers every 20 ms frame with one packet at once (its look-ahead is
-            # inside the codec, not in the API), which is what keeps packets and frames 1:1.
-            packets.append(b"".join(bytes(p) for p in encoded))
-        return packets
+        # libopus answers every 20 ms frame with one packet at once (its look-ahead is inside
+        # the codec, not in the API), which is what keeps packets and frames 1:1.
+        pcm = self._resampler.push(b"".join(frames))
+        return [self._encoder.encode(p) for p in _split(pcm, OPUS_FRAME_SAMPLES * SAMPLE_WIDTH)]
 
 
 class OpusCodec:
     """The process's speech codec: settings, and the thread its batches run on."""
 
     name = "opus"
-    delay_samples = -(
-        -(OPUS_LOOKAHEAD + _resampler_lag(SAMPLE_RATE, FRAME_SAMPLES, OPUS_RATE))
-        * SAMPLE_RATE
-        // OPUS_RATE
+    delay_samples = math.ceil(
+        (OPUS_LOOKAHEAD + Resampler(SAMPLE_RATE, OPUS_RATE).delay) * SAMPLE_RATE / OPUS_RATE
     )
 
     def __init__(self, settings: OpusSettings, thread: EncodingThread) -> None:
@@ -176,20 +126,11 @@ class FrameDecoder:
     """Opus packets back to 22050 Hz frames (882 bytes each), for listeners that want PCM."""
 
     def __init__(self) -> None:
-        self._context = av.CodecContext.create("libopus", "r")
-        self._context.sample_rate = DECODE_RATE
-        self._context.layout = "mono"
-        self._context.format = "s16"
-        decode_samples = DECODE_RATE * FRAME_MS // 1000
-        self._rechunker = _Rechunker(DECODE_RATE, decode_samples, SAMPLE_RATE, FRAME_SAMPLES)
+        self._decoder = libopus.Decoder(OPUS_RATE)
+        self._resampler = Resampler(OPUS_RATE, SAMPLE_RATE)
 
     def decode(self, packet: bytes) -> bytes:
-        pcm = b"".join(
-            bytes(f.planes[0])[: f.samples * SAMPLE_WIDTH]
-            for f in self._context.decode(av.Packet(packet))
-            if isinstance(f, AudioFrame)
-        )
-        return self._rechunker.push(pcm or bytes(DECODE_RATE * FRAME_MS // 1000 * SAMPLE_WIDTH))[0]
+        return self._resampler.push(self._decoder.decode(packet, OPUS_FRAME_SAMPLES))
 
 
 class PassthroughCodec:

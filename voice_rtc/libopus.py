@@ -1,0 +1,106 @@
+"""libopus itself, through ctypes: an encoder or decoder is libopus's own state (31 KB and
+18 KB for mono) in a buffer Python owns, and a call is one C call with the GIL released.
+
+PyAV's codec context around the same encoder costs half a megabyte per stream (its frame
+adapter, a filter graph), which for a session's speech is most of the session's memory. The
+library loaded is the copy PyAV ships (the one its own encoder uses), else the system's.
+"""
+
+import ctypes
+import ctypes.util
+from functools import cache
+from pathlib import Path
+from typing import Final
+
+import av
+
+APPLICATION_VOIP: Final = 2048
+_SET_BITRATE: Final = 4002
+_SET_VBR: Final = 4006
+_SET_COMPLEXITY: Final = 4010
+_SET_INBAND_FEC: Final = 4012
+_SET_PACKET_LOSS_PERC: Final = 4014
+_GET_LOOKAHEAD: Final = 4027
+MAX_PACKET_BYTES: Final = 1275  # the largest a single frame can code to
+
+
+class OpusError(RuntimeError):
+    pass
+
+
+@cache
+def library() -> ctypes.CDLL:
+    bundled = sorted((Path(av.__file__).parent.parent / "av.libs").glob("libopus-*.so*"))
+    path = str(bundled[0]) if bundled else ctypes.util.find_library("opus")
+    if path is None:
+        raise OpusError("libopus not found: neither PyAV's copy nor a system libopus0")
+    lib = ctypes.CDLL(path)
+    c_int, c_void_p, c_char_p = ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p
+    lib.opus_encoder_get_size.argtypes = [c_int]
+    lib.opus_decoder_get_size.argtypes = [c_int]
+    lib.opus_encoder_init.argtypes = [c_void_p, ctypes.c_int32, c_int, c_int]
+    lib.opus_decoder_init.argtypes = [c_void_p, ctypes.c_int32, c_int]
+    lib.opus_encode.argtypes = [c_void_p, c_char_p, c_int, c_char_p, ctypes.c_int32]
+    lib.opus_decode.argtypes = [c_void_p, c_char_p, ctypes.c_int32, c_char_p, c_int, c_int]
+    lib.opus_strerror.restype = c_char_p
+    return lib
+
+
+def _check(result: int) -> int:
+    if result < 0:
+        raise OpusError(library().opus_strerror(result).decode())
+    return result
+
+
+class Encoder:
+    """One mono stream of 16-bit frames in, one packet per frame out."""
+
+    def __init__(self, rate: int, application: int = APPLICATION_VOIP) -> None:
+        lib = library()
+        self._state = ctypes.create_string_buffer(lib.opus_encoder_get_size(1))
+        _check(lib.opus_encoder_init(self._state, rate, 1, application))
+        self._out = ctypes.create_string_buffer(MAX_PACKET_BYTES)
+
+    def configure(
+        self, bitrate: int, complexity: int, fec: bool, loss_percent: int, vbr: bool = True
+    ) -> None:
+        for request, value in (
+            (_SET_BITRATE, bitrate),
+            (_SET_VBR, int(vbr)),
+            (_SET_COMPLEXITY, complexity),
+            (_SET_INBAND_FEC, int(fec)),
+            (_SET_PACKET_LOSS_PERC, loss_percent),
+        ):
+            _check(library().opus_encoder_ctl(self._state, request, ctypes.c_int32(value)))
+
+    @property
+    def lookahead(self) -> int:
+        """Samples (at the encoder's rate) the codec holds back: its delay."""
+        value = ctypes.c_int32()
+        _check(library().opus_encoder_ctl(self._state, _GET_LOOKAHEAD, ctypes.byref(value)))
+        return value.value
+
+    def encode(self, pcm: bytes) -> bytes:
+        size = _check(
+            library().opus_encode(self._state, pcm, len(pcm) // 2, self._out, MAX_PACKET_BYTES)
+        )
+        return self._out.raw[:size]
+
+
+class Decoder:
+    """Packets back to mono 16-bit PCM at `rate` (8, 12, 16, 24 or 48 kHz)."""
+
+    def __init__(self, rate: int) -> None:
+        lib = library()
+        self._state = ctypes.create_string_buffer(lib.opus_decoder_get_size(1))
+        _check(lib.opus_decoder_init(self._state, rate, 1))
+
+    def decode(self, packet: bytes | None, samples: int) -> bytes:
+        """`packet` None: a lost one, concealed. `samples`: how many one packet holds."""
+        out = ctypes.create_string_buffer(samples * 2)
+        got = _check(
+            library().opus_decode(
+                self._state, packet, len(packet) if packet else 0, out, samples, 0
+            )
+        )
+        return out.raw[: got * 2]
