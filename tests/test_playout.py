@@ -1,10 +1,12 @@
 import asyncio
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import pytest
 
 from voice_rtc.audio import FRAME_BYTES
-from voice_rtc.opus import PassthroughCodec
+from voice_rtc.encoding import EncodingThread
+from voice_rtc.opus import OpusCodec, OpusSettings, PassthroughCodec
 from voice_rtc.playout import (
     EndReason,
     Frame,
@@ -303,3 +305,31 @@ async def test_retract_takes_back_audio_not_yet_played() -> None:
     pcm = b"".join(f.packet for f in await play_all(playout))
     assert pcm[:3000] == b"\x01" * 2000 + b"\x02" * 1000
     assert pcm[3000:] == bytes(len(pcm) - 3000)  # then only the padding of the last frame
+
+
+async def test_a_speaking_playout_keeps_its_lookahead_encoded_and_little_else() -> None:
+    """Steady state, speaking, with the real codec: what a playout holds (Python-side, which
+    is all of it with libopus in our own buffers) is its encoder and the encoded lookahead,
+    not PCM: the tone's arrays, the chunk in hand and the like are gone while it waits."""
+    thread = EncodingThread()
+    codec = OpusCodec(OpusSettings(), thread)
+    tracemalloc.start()
+    try:
+        playouts = [Playout(ToneProvider(), codec, lambda event: None) for _ in range(20)]
+        for playout in playouts:
+            playout.enqueue("440hz 60s")
+        for _ in range(100):  # 2 s of playback, acknowledged 10 frames behind
+            for playout in playouts:
+                frame = playout.next_frame()
+                if frame is not None and frame.seq > 10:
+                    playout.acknowledge(frame.seq - 10)
+            await asyncio.sleep(0.02)
+        assert all(p._buffered >= 50 for p in playouts)  # a second and more, encoded ahead
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        for playout in playouts:
+            await playout.close()
+        thread.stop()
+    # encoder ~33 KB, 250 packets ~25 KB, 0.5 s of PCM for a retract ~23 KB
+    assert held / len(playouts) < 120_000

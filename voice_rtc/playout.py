@@ -427,7 +427,10 @@ class Playout:
                         dropped = min(len(item) // SAMPLE_WIDTH, utterance.skip_samples)
                         utterance.skip_samples -= dropped
                         item = item[dropped * SAMPLE_WIDTH :]
-                    await self._encode(utterance, encoding, list(encoding.reframer.push(item)))
+                    frames = list(encoding.reframer.push(item))
+                    del item  # not held while waiting for room: a chunk may be ~0.5 s of PCM
+                    await self._encode(utterance, encoding, frames)
+                    del frames
                     await self._wait_for_room()
             finally:
                 utterance.in_synthesis = False

@@ -124,6 +124,12 @@ class _Engine:
             raise EspeakError(f"espeak_Synth failed with status {status}")
 
 
+def _joined(pieces: list[bytes]) -> bytes:
+    whole = b"".join(pieces)
+    pieces.clear()
+    return whole
+
+
 class EspeakProvider:
     name = "espeak"
     deterministic = True  # the same text gives the same audio
@@ -198,7 +204,7 @@ class EspeakProvider:
                 else:
                     rest.append(item)
             if rest:
-                yield b"".join(rest)
+                yield _joined(rest)  # emptied: the pieces are not kept beside the whole
         finally:
             abort.set()
             # Retrieve a late error so it is not reported as never retrieved.

@@ -47,6 +47,17 @@ def tone_spec(text: str, default_frequency_hz: float) -> tuple[float, float]:
     return hz, seconds
 
 
+def _chunk(start: int, end: int, hz: float, framecode: bool) -> bytes:
+    n = np.arange(start, end)
+    if framecode:
+        frequency = framecode_hz(n // FRAME_SAMPLES)
+        phase = 2 * np.pi * frequency * (n % FRAME_SAMPLES) / SAMPLE_RATE
+    else:
+        phase = 2 * np.pi * hz * n / SAMPLE_RATE
+    pcm: bytes = (AMPLITUDE * 32767 * np.sin(phase)).astype("<i2").tobytes()
+    return pcm
+
+
 class ToneProvider:
     name = "tone"
     deterministic = True  # the same text gives the same audio
@@ -59,13 +70,9 @@ class ToneProvider:
         total = round(seconds * SAMPLE_RATE)
         framecode = "framecode" in text.lower()
         for start in range(0, total, CHUNK_SAMPLES):
-            n = np.arange(start, min(start + CHUNK_SAMPLES, total))
-            if framecode:
-                frequency = framecode_hz(n // FRAME_SAMPLES)
-                phase = 2 * np.pi * frequency * (n % FRAME_SAMPLES) / SAMPLE_RATE
-            else:
-                phase = 2 * np.pi * hz * n / SAMPLE_RATE
-            yield (AMPLITUDE * 32767 * np.sin(phase)).astype("<i2").tobytes()
+            # Made in a function: its arrays (several times the chunk) are gone before the
+            # generator waits at `yield`, as it does most of the time.
+            yield _chunk(start, min(start + CHUNK_SAMPLES, total), hz, framecode)
             await asyncio.sleep(0)  # computing is all it does: let the event loop breathe
 
     def status(self) -> dict[str, Any]:
