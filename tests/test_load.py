@@ -1,23 +1,36 @@
-"""Admission from measured load: the loop's own busy share and the clock's lateness."""
+"""Admission from measured load: the busiest resource's share (loop, cores, encoder), the cost
+of a speaking stream, and the clock's lateness."""
 
 from voice_rtc.load import DEFAULT_STREAM_COST, SAMPLE_S, LoadMonitor
 
 
 class Clocks:
-    """The loop thread's CPU, the process's CPU and the wall clock, moved by the test."""
+    """The loop thread's CPU, the process's CPU, the encoder's busy time, the wall clock and
+    the speech frames sent, moved by the test."""
 
-    def __init__(self) -> None:
-        self.loop = self.process = self.wall = 0.0
+    def __init__(self, speaking: int = 0) -> None:
+        self.loop = self.process = self.encoder = self.wall = 0.0
+        self.speaking = speaking  # streams sending speech
+        self.frames = 0
 
-    def run(self, seconds: float, loop_share: float, process_share: float | None = None) -> None:
+    def run(
+        self,
+        seconds: float,
+        loop_share: float,
+        process_share: float | None = None,
+        encoder_share: float = 0.0,
+    ) -> None:
         self.wall += seconds
         self.loop += seconds * loop_share
         self.process += seconds * (loop_share if process_share is None else process_share)
+        self.encoder += seconds * encoder_share
+        self.frames += round(seconds * 50 * self.speaking)
 
 
-def monitor(clocks: Clocks, streams: int = 0) -> LoadMonitor:
+def monitor(clocks: Clocks) -> LoadMonitor:
     return LoadMonitor(
-        lambda: streams,
+        lambda: clocks.frames,
+        lambda: clocks.encoder,
         max_utilization=0.75,
         max_lateness_s=0.010,
         thread_time=lambda: clocks.loop,
@@ -33,8 +46,8 @@ def settle(load: LoadMonitor, clocks: Clocks, loop_share: float, **kw: float) ->
 
 
 def test_an_idle_process_admits_and_a_busy_loop_refuses() -> None:
-    clocks = Clocks()
-    load = monitor(clocks, streams=100)
+    clocks = Clocks(speaking=10)
+    load = monitor(clocks)
     settle(load, clocks, 0.10)
     assert load.check(newcomers=1).reason == ""
     settle(load, clocks, 0.80)
@@ -44,14 +57,14 @@ def test_an_idle_process_admits_and_a_busy_loop_refuses() -> None:
 
 def test_a_burst_of_newcomers_is_counted_before_the_measurement_sees_it() -> None:
     clocks = Clocks()
-    load = monitor(clocks)  # no streams measured yet: each newcomer costs the default
-    settle(load, clocks, 0.05)
+    load = monitor(clocks)  # nobody speaking yet: each newcomer costs the default
+    settle(load, clocks, 0.04)
     admitted = 0
     while load.check(newcomers=1).reason == "" and admitted < 10_000:
         load.admitted()
         admitted += 1
-    # Room for (75% - 5%) / the default cost, and not one more, although nothing moved yet.
-    assert admitted == int((0.75 - 0.05) / DEFAULT_STREAM_COST)
+    # Room for (75% - 4%) / the default cost, and not one more, although nothing moved yet.
+    assert admitted == int((0.75 - 0.04) / DEFAULT_STREAM_COST)
 
 
 def test_late_ticks_refuse_newcomers_only_while_this_process_is_busy() -> None:
@@ -71,3 +84,27 @@ def test_a_few_late_ticks_at_start_say_nothing() -> None:
     settle(load, clocks, 0.9)
     load.record_lateness(0.5)  # the first ticks, while the process started up
     assert load.check(newcomers=0).reason != "late"
+
+
+def test_newcomers_count_at_what_a_speaking_stream_is_measured_to_cost() -> None:
+    clocks = Clocks(speaking=10)
+    load = monitor(clocks)
+    settle(load, clocks, 0.50)  # 10 speaking streams keep the loop half busy: 5% each
+    assert abs(load.stream_cost - 0.05) < 1e-6
+    admitted = 0
+    while load.check(newcomers=1).reason == "" and admitted < 100:
+        load.admitted()
+        admitted += 1
+    assert admitted == 5  # (75% - 50%) / 5%: each newcomer is expected to speak
+
+
+def test_a_saturated_encoder_refuses_newcomers_while_the_loop_is_idle() -> None:
+    """Speech is encoded on one thread for everyone: when it is full, speech comes late
+    although the loop and the clock look fine."""
+    clocks = Clocks(speaking=40)
+    load = monitor(clocks)
+    settle(load, clocks, 0.15, process_share=0.6, encoder_share=0.95)
+    verdict = load.check(newcomers=1)
+    assert verdict.reason == "busy"
+    assert load.status()["encoder_percent"] == 95.0
+    assert load.status()["speaking_streams"] == 40.0

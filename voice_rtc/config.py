@@ -246,8 +246,9 @@ class Settings(BaseModel):
     )
     admission_loop_percent: float = setting(
         75.0,
-        "refuse new sessions (`SERVER_BUSY`, `retry_after_s`) once the event loop is this "
-        "busy, counting the sessions just admitted",
+        "refuse new sessions (`SERVER_BUSY`, `retry_after_s`) once the busiest of the event "
+        "loop, the process's cores and the encoding thread is this busy, counting the "
+        "sessions just admitted as speaking",
         ge=10,
         le=100,
     )

@@ -12,6 +12,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ class EncodingThread:
         self._queue: queue.PriorityQueue[tuple[int, int, Any]] = queue.PriorityQueue()
         self._order = itertools.count()  # first come, first served within a priority
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.busy_s = 0.0  # wall time spent working, so far: how close to saturated it runs
         self._thread.start()
 
     async def run(self, work: Callable[[], T], urgent: bool = False) -> T:
@@ -47,12 +49,15 @@ class EncodingThread:
             if priority == _STOP:
                 return
             work, loop, future = item
+            started = time.perf_counter()
             try:
                 result = work()
             except Exception as exc:  # handed to the awaiter, which decides
                 _deliver(loop, future.set_exception, future, exc)
             else:
                 _deliver(loop, future.set_result, future, result)
+            finally:
+                self.busy_s += time.perf_counter() - started
 
 
 def _deliver(

@@ -1,14 +1,18 @@
 """How loaded this process is, measured, and whether it should take another session.
 
 An event loop that paces audio for everyone is full well before its CPU reads 100%: past that
-every listener's frames go late together. So admission is decided on what the loop itself
-shows: the share of the loop thread's time spent working (its CPU time over wall time) and how
-late the clock's ticks left (the 90th percentile: an overloaded loop is late tick after tick,
-where a garbage collection or a burst is late once), over the last couple of seconds. Lateness
-counts only while this process is busy itself (half a core or more): a machine starved by
-others is no reason to turn listeners away. Sessions admitted since the last measurement count
-at the cost the measured ones have, so a burst of newcomers cannot all slip in before the
-measurement catches up with them. `max_sessions` stays a hard upper bound.
+every listener's frames go late together. So admission is decided on what the process itself
+shows: the share of its busiest resource in use (the loop thread's CPU time over wall time, the
+cores it may run on, or the one thread that encodes everyone's speech, whichever is fullest)
+and how late the clock's ticks left (the 90th percentile: an overloaded loop is late tick after
+tick, where a garbage collection or a burst is late once), over the last couple of seconds.
+Lateness counts only while this process is busy itself (half a core or more): a machine starved
+by others is no reason to turn listeners away.
+
+Sessions admitted since the last measurement count at the cost a speaking stream has (busy over
+the streams that spoke in the window, or a default until enough have): a newcomer is there to
+be spoken to, so a burst that connects first and speaks later cannot all slip in before its
+speech shows in the measurement. `max_sessions` stays a hard upper bound.
 """
 
 import asyncio
@@ -21,7 +25,11 @@ from typing import Final
 
 SAMPLE_S: Final = 0.5
 WINDOW_SAMPLES: Final = 4  # two seconds
-DEFAULT_STREAM_COST: Final = 0.004  # share of the loop a speaking stream takes, until measured
+# A speaking stream's share of the busiest resource, until measured: its encoding alone is
+# ~1.7% of a core (libopus at ~330 us a 20 ms frame), plus its share of the loop.
+DEFAULT_STREAM_COST: Final = 0.02
+FRAMES_PER_SECOND: Final = 50
+MIN_MEASURED_SPEAKERS: Final = 5  # streams that spoke in the window, to tell their cost
 RETRY_AFTER_S: Final = 5.0  # what a refused client is told to wait: load changes in seconds
 MIN_LATENESS_SAMPLES: Final = 50  # a second of ticks before lateness says anything
 LATENESS_QUANTILE: Final = 0.9
@@ -40,7 +48,8 @@ ROOM: Final = Verdict("")
 class LoadMonitor:
     def __init__(
         self,
-        streams: Callable[[], int],
+        speech_frames: Callable[[], int],
+        encoder_time: Callable[[], float] = lambda: 0.0,
         cores: int = 1,
         max_utilization: float = 0.75,
         max_lateness_s: float = 0.010,
@@ -48,34 +57,42 @@ class LoadMonitor:
         process_time: Callable[[], float] = time.process_time,
         wall_time: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`streams`: how many streams the clock drives now (the sessions that cost)."""
-        self._streams = streams
+        """`speech_frames`: how many frames of speech the process has sent, so far;
+        `encoder_time`: how long its encoding thread has worked, so far (seconds)."""
+        self._speech_frames = speech_frames
+        self._encoder_time = encoder_time
         self._cores = cores
         self._max_utilization = max_utilization
         self._max_lateness_s = max_lateness_s
         self._thread_time = thread_time
         self._process_time = process_time
         self._wall_time = wall_time
-        # (loop thread CPU, process CPU, wall) seconds, at each sample
-        self._samples: deque[tuple[float, float, float]] = deque(maxlen=WINDOW_SAMPLES)
+        # (loop thread CPU, process CPU, encoder busy, wall) seconds, speech frames: each sample
+        self._samples: deque[tuple[float, float, float, float, int]] = deque(maxlen=WINDOW_SAMPLES)
         self._lateness: deque[float] = deque(maxlen=int(WINDOW_SAMPLES * SAMPLE_S * 50))
         self._admitted: deque[float] = deque()  # when sessions were admitted, recently
         self._task: asyncio.Task[None] | None = None
         self.utilization = 0.0  # of the loop thread
         self.process_utilization = 0.0  # every thread of the process, in cores
+        self.encoder_utilization = 0.0  # of the encoding thread
+        self.speaking = 0.0  # streams' worth of speech sent over the window
         self.stream_cost = DEFAULT_STREAM_COST
 
     @property
     def busy(self) -> float:
-        """The share of what this process has that it uses: its loop thread's time, or the
-        cores it may run on, whichever is fuller (the encoding thread shares them)."""
-        return max(self.utilization, self.process_utilization / self._cores)
+        """The share of what this process has that it uses: its loop thread's time, the cores
+        it may run on, or its encoding thread's time, whichever is fullest."""
+        return max(
+            self.utilization, self.process_utilization / self._cores, self.encoder_utilization
+        )
 
     def status(self) -> dict[str, float]:
         """What operators see of it (in /ready)."""
         return {
             "loop_percent": round(self.utilization * 100, 1),
             "process_percent": round(self.process_utilization * 100, 1),
+            "encoder_percent": round(self.encoder_utilization * 100, 1),
+            "speaking_streams": round(self.speaking, 1),
             "lateness_p90_ms": round(self.lateness_s * 1000, 2),
             "recently_admitted": len(self._admitted),
         }
@@ -110,17 +127,29 @@ class LoadMonitor:
         self._admitted.append(self._wall_time())
 
     def sample(self) -> None:
-        """Take one measurement: the loop thread's CPU share since the last one."""
-        self._samples.append((self._thread_time(), self._process_time(), self._wall_time()))
+        """Take one measurement: each resource's busy share, and the speech sent, since the
+        window's first sample."""
+        self._samples.append(
+            (
+                self._thread_time(),
+                self._process_time(),
+                self._encoder_time(),
+                self._wall_time(),
+                self._speech_frames(),
+            )
+        )
         if len(self._samples) < 2:
             return
-        (loop0, process0, wall0), (loop1, process1, wall1) = self._samples[0], self._samples[-1]
+        (loop0, process0, encoder0, wall0, frames0) = self._samples[0]
+        (loop1, process1, encoder1, wall1, frames1) = self._samples[-1]
         elapsed = max(wall1 - wall0, 1e-9)
         self.utilization = (loop1 - loop0) / elapsed
         self.process_utilization = (process1 - process0) / elapsed
-        streams = self._streams()
-        if streams >= 10:  # enough to tell a stream's cost from the process's own
-            self.stream_cost = max(DEFAULT_STREAM_COST / 4, self.busy / streams)
+        self.encoder_utilization = (encoder1 - encoder0) / elapsed
+        self.speaking = (frames1 - frames0) / (FRAMES_PER_SECOND * elapsed)
+        if self.speaking >= MIN_MEASURED_SPEAKERS:
+            # Silent streams' cost is counted in too: an over-estimate, on the safe side.
+            self.stream_cost = max(DEFAULT_STREAM_COST / 4, self.busy / self.speaking)
 
     def start(self) -> None:
         """Sample on the loop thread (thread_time measures the thread that calls it)."""

@@ -6,6 +6,7 @@ import os
 
 from aiohttp import web
 
+from . import metrics
 from .clock import Ticker
 from .config import Settings
 from .encoding import EncodingThread
@@ -24,7 +25,8 @@ class Media:
         )
         self.ticker = Ticker()
         self.load = LoadMonitor(
-            lambda: len(self.ticker),
+            metrics.COUNTERS.speech_frames,
+            lambda: self._encoding.busy_s,
             cores=len(os.sched_getaffinity(0)),
             max_utilization=settings.admission_loop_percent / 100,
             max_lateness_s=settings.admission_lateness_ms / 1000,

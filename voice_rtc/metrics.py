@@ -157,6 +157,10 @@ class MediaCounters:
     bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TRANSPORTS, 0))
     pacing_skipped: int = 0
 
+    def speech_frames(self) -> int:
+        """Speech frames sent so far, over every transport."""
+        return sum(self.frames[transport, "speech"] for transport in TRANSPORTS)
+
 
 COUNTERS = MediaCounters()
 
