@@ -89,7 +89,7 @@ class VoiceClient(EventSource):
         """`server_url`: http(s)://host:port (or the ws(s) URL of its /ws).
         `transport`: the intended one, "webrtc" or "websocket" (unless the server insists on
         the other); switch_transport() moves the audio later. `codec`: of WebSocket audio,
-        "opus" (decoded here with PyAV, ~4 KB/s), "pcm_s16le" (44 KB/s) or "mulaw" (22).
+        "opus" (decoded here with libopus, ~4 KB/s), "pcm_s16le" (44 KB/s) or "mulaw" (22).
         `max_attempts`: reconnection attempts before giving up (default: the server's).
         `relay_only`: TURN relay candidates only (iceTransportPolicy "relay").
         `token`: the JWT for hello, or a coroutine function giving a fresh one before every
