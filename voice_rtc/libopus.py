@@ -16,7 +16,6 @@ import av
 
 APPLICATION_VOIP: Final = 2048
 _SET_BITRATE: Final = 4002
-_SET_VBR: Final = 4006
 _SET_COMPLEXITY: Final = 4010
 _SET_INBAND_FEC: Final = 4012
 _SET_PACKET_LOSS_PERC: Final = 4014
@@ -25,7 +24,7 @@ MAX_PACKET_BYTES: Final = 1275  # the largest a single frame can code to
 
 
 class OpusError(RuntimeError):
-    pass
+    """libopus said no (its own message), or is not there at all."""
 
 
 @cache
@@ -61,12 +60,10 @@ class Encoder:
         _check(lib.opus_encoder_init(self._state, rate, 1, application))
         self._out = ctypes.create_string_buffer(MAX_PACKET_BYTES)
 
-    def configure(
-        self, bitrate: int, complexity: int, fec: bool, loss_percent: int, vbr: bool = True
-    ) -> None:
+    def configure(self, bitrate: int, complexity: int, fec: bool, loss_percent: int) -> None:
+        """Variable bitrate stays on (libopus's default), as PyAV's encoder had it."""
         for request, value in (
             (_SET_BITRATE, bitrate),
-            (_SET_VBR, int(vbr)),
             (_SET_COMPLEXITY, complexity),
             (_SET_INBAND_FEC, int(fec)),
             (_SET_PACKET_LOSS_PERC, loss_percent),
@@ -84,7 +81,7 @@ class Encoder:
         size = _check(
             library().opus_encode(self._state, pcm, len(pcm) // 2, self._out, MAX_PACKET_BYTES)
         )
-        return self._out.raw[:size]
+        return ctypes.string_at(self._out, size)
 
 
 class Decoder:
@@ -95,12 +92,8 @@ class Decoder:
         self._state = ctypes.create_string_buffer(lib.opus_decoder_get_size(1))
         _check(lib.opus_decoder_init(self._state, rate, 1))
 
-    def decode(self, packet: bytes | None, samples: int) -> bytes:
-        """`packet` None: a lost one, concealed. `samples`: how many one packet holds."""
+    def decode(self, packet: bytes, samples: int) -> bytes:
+        """`samples`: how many one packet holds (the output buffer's size)."""
         out = ctypes.create_string_buffer(samples * 2)
-        got = _check(
-            library().opus_decode(
-                self._state, packet, len(packet) if packet else 0, out, samples, 0
-            )
-        )
-        return out.raw[: got * 2]
+        got = _check(library().opus_decode(self._state, packet, len(packet), out, samples, 0))
+        return ctypes.string_at(out, got * 2)
