@@ -18,6 +18,7 @@ from voice_rtc.playout import (
     UtteranceStarted,
 )
 from voice_rtc.tts.base import Retract
+from voice_rtc.tts.espeak import EspeakProvider
 from voice_rtc.tts.tone import ToneProvider
 from voice_rtc.utterance import UtteranceClosed
 
@@ -333,3 +334,33 @@ async def test_a_speaking_playout_keeps_its_lookahead_encoded_and_little_else() 
         thread.stop()
     # encoder ~33 KB, 250 packets ~25 KB, 0.5 s of PCM for a retract ~23 KB
     assert held / len(playouts) < 120_000
+
+
+async def test_a_sentence_of_espeak_pcm_is_let_go_once_it_is_encoded() -> None:
+    """eSpeak NG hands a sentence's audio over whole (~15 s here, 0.65 MB of PCM): once it is
+    encoded, neither the voice nor the playout keeps it while playback catches up."""
+    thread = EncodingThread()
+    codec = OpusCodec(OpusSettings(), thread)
+    voice = EspeakProvider()
+    sentence = "The quick brown fox jumps over the lazy dog, " * 5 + "and then it sleeps."
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        playout = Playout(voice, codec, lambda event: None)
+        playout.enqueue(sentence)
+        steady = 0  # polls with no more frames encoded: the sentence is all encoded
+        for _ in range(500):
+            last = playout._buffered
+            await asyncio.sleep(0.02)
+            steady = steady + 1 if playout._buffered == last > 0 else 0
+            if steady == 10:
+                break
+        assert playout._buffered > 600  # ~15 s encoded ahead (nothing played), waiting for room
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await playout.close()
+        await voice.close()
+        thread.stop()
+    # The packets (~60 KB), the encoder, 0.5 s of PCM for a retract: not 0.65 MB, or twice it.
+    assert held - before < 250_000

@@ -428,9 +428,9 @@ class Playout:
                         utterance.skip_samples -= dropped
                         item = item[dropped * SAMPLE_WIDTH :]
                     frames = list(encoding.reframer.push(item))
-                    del item  # not held while waiting for room: a chunk may be ~0.5 s of PCM
+                    del item  # not held while encoding and waiting for room: a chunk may be
+                    # a whole sentence of PCM
                     await self._encode(utterance, encoding, frames)
-                    del frames
                     await self._wait_for_room()
             finally:
                 utterance.in_synthesis = False
@@ -459,11 +459,15 @@ class Playout:
                 self._on_event(UtteranceWords(utterance.id, utterance.text, tuple(told)))
 
     async def _encode(self, utterance: Utterance, encoding: _Encoding, frames: list[bytes]) -> None:
-        """Encode in batches, each playable as soon as it is done."""
-        for start in range(0, len(frames), BATCH_FRAMES):
+        """Encode in batches, each playable as soon as it is done. Takes the frames out of
+        `frames` as it goes: a sentence's PCM (eSpeak hands it over whole) is let go batch by
+        batch, not kept until its last batch is done."""
+        while frames:
+            batch = frames[:BATCH_FRAMES]
+            del frames[:BATCH_FRAMES]
             # Urgent when the listener is about to run dry (first audio above all).
             urgent = len(utterance.frames) < URGENT_BELOW_FRAMES
-            for packet in await encoding.encode(frames[start : start + BATCH_FRAMES], urgent):
+            for packet in await encoding.encode(batch, urgent):
                 utterance.frames.append(packet)
                 self._buffered += 1
 

@@ -158,7 +158,11 @@ class EspeakProvider:
                     last = item
                 elif isinstance(item, bytes):
                     samples += len(item) // SAMPLE_WIDTH
-                yield item
+                # Handed on, not kept: the playout waits at this yield while it plays (up to a
+                # sentence of PCM, which once encoded nobody needs).
+                handed = [item]
+                del item
+                yield handed.pop()
             words_before += len(sentence.split())
             samples_before += samples
         for skipped in range(last.index + 1, words_before):  # told with none after them
