@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aioice.ice
 import av
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, rtcrtpsender
 from aiortc.codecs import CODECS, get_encoder
 from aiortc.mediastreams import AudioStreamTrack
 
@@ -17,7 +17,11 @@ from voice_rtc import libopus
 from voice_rtc.client.playback import RECEIVER_TIMESTAMP_MAPPER
 from voice_rtc.event_loop import CappedEpollSelector, _CappedEpoll
 from voice_rtc.opus import TIME_BASE
-from voice_rtc.transports.webrtc import RTP_TICKS_PER_FRAME, RTP_TIMESTAMP_ATTRIBUTE
+from voice_rtc.transports.webrtc import (
+    RTP_TICKS_PER_FRAME,
+    RTP_TIMESTAMP_ATTRIBUTE,
+    keep_no_rtp_history,
+)
 
 
 async def test_the_sender_keeps_the_last_rtp_timestamp_where_the_track_reads_it() -> None:
@@ -82,3 +86,12 @@ def test_the_libopus_we_call_is_the_copy_pyav_ships() -> None:
     path = Path(libopus.library()._name)
     assert path.parent.name == "av.libs", path
     assert libopus.Encoder(24000).lookahead == 156  # the delay voice_rtc.opus pads with
+
+
+def test_aiortc_offers_no_nack_for_audio_so_its_rtp_history_can_go() -> None:
+    """The server shrinks the RTP history aiortc's senders keep for NACKs (negotiated for video
+    only) to one packet: still the name the sender indexes it by, and still never asked for."""
+    assert all(not codec.rtcpFeedback for codec in CODECS["audio"])
+    assert "% RTP_HISTORY_SIZE" in inspect.getsource(rtcrtpsender.RTCRtpSender)
+    keep_no_rtp_history()
+    assert rtcrtpsender.RTP_HISTORY_SIZE == 1

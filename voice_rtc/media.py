@@ -12,7 +12,14 @@ from .config import Settings
 from .encoding import EncodingThread
 from .load import LoadMonitor
 from .opus import OpusCodec, OpusSettings
-from .transports.webrtc import FrameSource, Silence, WebRTCOptions, WebRTCPeer, ice_configuration
+from .transports.webrtc import (
+    FrameSource,
+    Silence,
+    WebRTCOptions,
+    WebRTCPeer,
+    ice_configuration,
+    keep_no_rtp_history,
+)
 from .transports.websocket import Codec, WebSocketAudio, websocket_sink
 
 
@@ -32,6 +39,7 @@ class Media:
             max_lateness_s=settings.admission_lateness_ms / 1000,
         )
         self.ticker.on_lateness = self.load.record_lateness
+        keep_no_rtp_history()
         self._webrtc = WebRTCOptions(
             ice_configuration(settings.ice_server_urls),
             settings.max_sdp_bytes,

@@ -34,6 +34,7 @@ from aiortc import (
     RTCPeerConnection,
     RTCRtpSender,
     RTCSessionDescription,
+    rtcrtpsender,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
@@ -53,6 +54,13 @@ DTX_KEEPALIVE_SLOTS: Final = 20  # a packet every 400 ms while silent, as Opus D
 DTX_TRAILING_SLOTS: Final = 5  # silent packets right after speech
 MAX_DUE: Final = 8  # packets waiting for aiortc's sender; past it the track holds its frames
 _all_host_addresses = aioice.ice.get_host_addresses
+
+
+def keep_no_rtp_history() -> None:
+    """aiortc keeps each sender's last 128 RTP packets to answer NACKs, which it negotiates for
+    video only: for our audio senders nobody asks, and the history is ~50 KB a session. One
+    will do. (For the whole process: the server's, not the benchmark's stock reference.)"""
+    rtcrtpsender.RTP_HISTORY_SIZE = 1  # type: ignore[attr-defined]  # imported from aiortc.rtp
 
 
 def dtx_packet(silent_packet: bytes) -> bytes:
