@@ -23,12 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from .audio import FRAME_MS
+
 SAMPLE_S: Final = 0.5
 WINDOW_SAMPLES: Final = 4  # two seconds
 # A speaking stream's share of the busiest resource, until measured: its encoding alone is
 # ~1.7% of a core (libopus at ~330 us a 20 ms frame), plus its share of the loop.
 DEFAULT_STREAM_COST: Final = 0.02
-FRAMES_PER_SECOND: Final = 50
+FRAMES_PER_SECOND: Final = 1000 // FRAME_MS
 MIN_MEASURED_SPEAKERS: Final = 5  # streams that spoke in the window, to tell their cost
 RETRY_AFTER_S: Final = 5.0  # what a refused client is told to wait: load changes in seconds
 MIN_LATENESS_SAMPLES: Final = 50  # a second of ticks before lateness says anything
@@ -49,7 +51,7 @@ class LoadMonitor:
     def __init__(
         self,
         speech_frames: Callable[[], int],
-        encoder_time: Callable[[], float] = lambda: 0.0,
+        encoder_time: Callable[[], float],
         cores: int = 1,
         max_utilization: float = 0.75,
         max_lateness_s: float = 0.010,
@@ -69,7 +71,9 @@ class LoadMonitor:
         self._wall_time = wall_time
         # (loop thread CPU, process CPU, encoder busy, wall) seconds, speech frames: each sample
         self._samples: deque[tuple[float, float, float, float, int]] = deque(maxlen=WINDOW_SAMPLES)
-        self._lateness: deque[float] = deque(maxlen=int(WINDOW_SAMPLES * SAMPLE_S * 50))
+        self._lateness: deque[float] = deque(
+            maxlen=int(WINDOW_SAMPLES * SAMPLE_S * FRAMES_PER_SECOND)
+        )
         self._admitted: deque[float] = deque()  # when sessions were admitted, recently
         self._task: asyncio.Task[None] | None = None
         self.utilization = 0.0  # of the loop thread
