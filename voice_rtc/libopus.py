@@ -21,6 +21,7 @@ _SET_INBAND_FEC: Final = 4012
 _SET_PACKET_LOSS_PERC: Final = 4014
 _GET_LOOKAHEAD: Final = 4027
 MAX_PACKET_BYTES: Final = 1275  # the largest a single frame can code to
+MAX_PACKET_MS: Final = 120  # the most audio one packet can hold
 
 
 class OpusError(RuntimeError):
@@ -55,10 +56,10 @@ class Encoder:
     """One mono stream of 16-bit frames in, one packet per frame out."""
 
     def __init__(self, rate: int, application: int = APPLICATION_VOIP) -> None:
-        lib = library()
+        self._lib = lib = library()
         self._state = ctypes.create_string_buffer(lib.opus_encoder_get_size(1))
         _check(lib.opus_encoder_init(self._state, rate, 1, application))
-        self._out = ctypes.create_string_buffer(MAX_PACKET_BYTES)
+        self._out = ctypes.create_string_buffer(MAX_PACKET_BYTES)  # reused: one packet at a time
 
     def configure(self, bitrate: int, complexity: int, fec: bool, loss_percent: int) -> None:
         """Variable bitrate stays on (libopus's default), as PyAV's encoder had it."""
@@ -68,18 +69,18 @@ class Encoder:
             (_SET_INBAND_FEC, int(fec)),
             (_SET_PACKET_LOSS_PERC, loss_percent),
         ):
-            _check(library().opus_encoder_ctl(self._state, request, ctypes.c_int32(value)))
+            _check(self._lib.opus_encoder_ctl(self._state, request, ctypes.c_int32(value)))
 
     @property
     def lookahead(self) -> int:
         """Samples (at the encoder's rate) the codec holds back: its delay."""
         value = ctypes.c_int32()
-        _check(library().opus_encoder_ctl(self._state, _GET_LOOKAHEAD, ctypes.byref(value)))
+        _check(self._lib.opus_encoder_ctl(self._state, _GET_LOOKAHEAD, ctypes.byref(value)))
         return value.value
 
     def encode(self, pcm: bytes) -> bytes:
         size = _check(
-            library().opus_encode(self._state, pcm, len(pcm) // 2, self._out, MAX_PACKET_BYTES)
+            self._lib.opus_encode(self._state, pcm, len(pcm) // 2, self._out, MAX_PACKET_BYTES)
         )
         return ctypes.string_at(self._out, size)
 
@@ -88,12 +89,14 @@ class Decoder:
     """Packets back to mono 16-bit PCM at `rate` (8, 12, 16, 24 or 48 kHz)."""
 
     def __init__(self, rate: int) -> None:
-        lib = library()
+        self._lib = lib = library()
         self._state = ctypes.create_string_buffer(lib.opus_decoder_get_size(1))
         _check(lib.opus_decoder_init(self._state, rate, 1))
+        self._capacity = rate * MAX_PACKET_MS // 1000  # samples
+        self._out = ctypes.create_string_buffer(self._capacity * 2)  # reused: one at a time
 
-    def decode(self, packet: bytes, samples: int) -> bytes:
-        """`samples`: how many one packet holds (the output buffer's size)."""
-        out = ctypes.create_string_buffer(samples * 2)
-        got = _check(library().opus_decode(self._state, packet, len(packet), out, samples, 0))
-        return ctypes.string_at(out, got * 2)
+    def decode(self, packet: bytes) -> bytes:
+        got = _check(
+            self._lib.opus_decode(self._state, packet, len(packet), self._out, self._capacity, 0)
+        )
+        return ctypes.string_at(self._out, got * 2)

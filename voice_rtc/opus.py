@@ -130,7 +130,7 @@ class FrameDecoder:
         self._resampler = Resampler(OPUS_RATE, SAMPLE_RATE)
 
     def decode(self, packet: bytes) -> bytes:
-        return self._resampler.push(self._decoder.decode(packet, OPUS_FRAME_SAMPLES))
+        return self._resampler.push(self._decoder.decode(packet))
 
 
 class PassthroughCodec:
