@@ -6,14 +6,17 @@ from typing import Any
 
 from voice_rtc.audio import CHANNELS, FRAME_MS, SAMPLE_RATE
 from voice_rtc.config import Settings
-from voice_rtc.playout import UtteranceEnded, UtteranceQueued, UtteranceStarted, UtteranceWords
 from voice_rtc.session import Session
 from voice_rtc.session_events import (
     ListenerChanged,
     ListenerInput,
     SessionEnded,
     SessionEvent,
+    UtteranceEnded,
     UtteranceHeard,
+    UtteranceQueued,
+    UtteranceStarted,
+    UtteranceWords,
 )
 from voice_rtc.store import SessionRecord
 from voice_rtc.transports.websocket import CODEC_LABELS

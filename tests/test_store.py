@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from voice_rtc.playout import UtteranceStarted
-from voice_rtc.session_events import ListenerInput
+from voice_rtc.session_events import ListenerInput, UtteranceStarted
 from voice_rtc.speech import PlayedFrame, Speech, StoredUtterance, StoredWord
 from voice_rtc.store import (
     Changes,

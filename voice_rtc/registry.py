@@ -35,9 +35,9 @@ from .limits import Limits
 from .load import ROOM, LoadMonitor
 from .logs import LogThrottle
 from .opus import Codec
-from .playout import Playout, PlayoutEvent
+from .playout import Playout
 from .session import Draining, Session, SessionLimitReached
-from .session_events import SessionEvent
+from .session_events import PlayoutEvent, SessionEvent
 from .store import Message, Renewal, SessionRecord, SessionStore, StoreUnavailable, token_hash
 from .store.memory import MemoryStore
 from .tts.base import TTSProvider

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import metrics
-from .playout import Frame, Playout, PlayoutEvent, UtteranceEnded
+from .playout import Frame, Playout
 from .session_events import (
     ListenerChanged,
     ListenerInput,
+    PlayoutEvent,
     SessionEnded,
     SessionEvent,
+    UtteranceEnded,
     UtteranceHeard,
 )
 from .store.records import Changes, Lease, SessionRecord, token_hash

@@ -3,8 +3,66 @@ queued, started, timed, ended) and the session's own (the listener came or went,
 an utterance; the session ended). Numbered per session, kept, and sent on by the channels."""
 
 from dataclasses import dataclass
+from enum import StrEnum
 
-from .playout import EndReason, Heard, PlayoutEvent
+from .audio import FRAME_MS
+from .utterance import Word
+
+
+class EndReason(StrEnum):
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceQueued:
+    utterance_id: int
+    text: str  # what came with it (more may follow, unless final)
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceWords:
+    """Words whose place in the audio became known: for captions that follow the voice."""
+
+    utterance_id: int
+    text: str  # all of the utterance's text so far (the words are spans of it)
+    words: tuple[Word, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceStarted:
+    utterance_id: int
+    seq: int
+    text: str  # for captions
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnded:
+    utterance_id: int
+    frames: int
+    reason: EndReason
+    text: str  # all of it, for captions of text that arrived in pieces
+
+
+PlayoutEvent = UtteranceQueued | UtteranceStarted | UtteranceWords | UtteranceEnded
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """What the listener played of an utterance, as far as it has reported."""
+
+    utterance_id: int
+    text: str  # the utterance's text up to the end of the last word begun
+    words: int  # how many words that is
+    frames: int  # frames played
+    complete: bool  # every frame handed out was reported played
+    timed: bool  # the voice timed its words (without, `text` is empty: only the duration is known)
+
+    @property
+    def position_ms(self) -> int:
+        return self.frames * FRAME_MS
 
 
 @dataclass(frozen=True, slots=True)

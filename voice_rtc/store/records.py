@@ -8,13 +8,16 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ..playout import UtteranceEnded, UtteranceQueued, UtteranceStarted, UtteranceWords
 from ..session_events import (
     ListenerChanged,
     ListenerInput,
     SessionEnded,
     SessionEvent,
+    UtteranceEnded,
     UtteranceHeard,
+    UtteranceQueued,
+    UtteranceStarted,
+    UtteranceWords,
 )
 from ..speech import Speech
 
