@@ -6,7 +6,8 @@ there). Nothing a client sends reaches another client's session."""
 
 import logging
 import time
-from typing import Any
+from collections import deque
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -16,9 +17,9 @@ from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode
 from voice_rtc.limits import Limits
 from voice_rtc.media import Media
-from voice_rtc.playout import EndReason, UtteranceEnded
 from voice_rtc.registry import SessionRegistry
 from voice_rtc.session import PlayedPosition, Session
+from voice_rtc.session_events import EndReason, UtteranceEnded
 from voice_rtc.transports.webrtc import RunStart, WebRTCPeer
 from voice_rtc.turn import ice_servers
 
@@ -44,6 +45,7 @@ from .messages import (
 from .protocol import CLOSE_GOING_AWAY, CLOSE_REPLACED
 
 log = logging.getLogger(__name__)
+PENDING_SYNCS: Final = 16  # stretches of speech begun faster than their syncs could be sent
 
 
 class ListenerConnection(Channel):
@@ -67,6 +69,7 @@ class ListenerConnection(Channel):
         self._ip = ip
         self._session: Session | None = None
         self._user_id = "anonymous"  # who the token says this is (hello sets it)
+        self._syncs: deque[dict[str, Any]] = deque(maxlen=PENDING_SYNCS)  # not yet sent
 
     @property
     def session_id(self) -> str | None:
@@ -178,7 +181,16 @@ class ListenerConnection(Channel):
             utterance_id=run.utterance_id,
             index=run.index,
         )
-        self.spawn(self.send(body), "sync")
+        self._syncs.append(body)
+        self.spawn(self._send_syncs(), "sync")
+
+    async def _send_syncs(self) -> None:
+        """Syncs go out before the events made with them. A listener told that an utterance
+        started, but not yet where its stretch begins in RTP time, takes the RTP timestamps of
+        the silence before it for the last stretch's frames, and so for the utterance's first
+        words (seen: a sentence's first five captions at once)."""
+        while self._syncs:
+            await self.send(self._syncs.popleft())
 
     async def _forward_events(self, session: Session, last_sent: int) -> None:
         while True:
@@ -187,6 +199,7 @@ class ListenerConnection(Channel):
                 body = listener_event(event)
                 if body is None:
                     continue
+                await self._send_syncs()
                 await self.send({**body, "event_id": event_id})
                 if isinstance(event, UtteranceEnded) and event.reason is EndReason.FAILED:
                     detail = f"utterance {event.utterance_id} could not be synthesized"

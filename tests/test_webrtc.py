@@ -120,6 +120,25 @@ async def test_utterances_play_in_order(server: RunningServer) -> None:
         ]
 
 
+async def test_a_stretch_of_speech_is_synced_before_its_utterance_is_said_to_start(
+    server: RunningServer,
+) -> None:
+    """Captions over WebRTC map the RTP timestamp playing to a frame through `sync`. Told that
+    an utterance started before its stretch's sync, a listener maps the silence before it with
+    the previous stretch's sync into the utterance's first words, and tells them at once."""
+    async with Listener(server.url) as client:
+        for tone in ("440hz 0.3s", "660hz 0.3s", "880hz 0.3s"):
+            utterance = await client.speak(tone)
+            await client.wait_for_event("utterance_ended", utterance)
+            await asyncio.sleep(0.3)  # silence: the next utterance is a stretch of its own
+        kinds = [(m["type"], m.get("utterance_id")) for m in client.messages]
+    starts = [u for kind, u in kinds if kind == "utterance_started"]
+    assert len(starts) == 3, kinds
+    for utterance in starts[1:]:  # the first stretch's sync waits for aiortc's RTP origin
+        assert ("sync", utterance) in kinds, kinds
+        assert kinds.index(("sync", utterance)) < kinds.index(("utterance_started", utterance))
+
+
 async def test_the_answer_refuses_the_listeners_microphone_and_says_what_our_opus_is() -> None:
     use_host_addresses(["127.0.0.1"])
     options = WebRTCOptions(
