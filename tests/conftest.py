@@ -1,6 +1,7 @@
 """Fixtures that run real servers on loopback and stop them afterwards."""
 
 import asyncio
+import fcntl
 import os
 import signal
 import socket
@@ -18,6 +19,27 @@ from tests import netns as netns_module
 from tests.browser import chromium, new_page
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def machine_share(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """With tests run in parallel (pytest-xdist, as scripts/test does), a `solo` test has the
+    machine to itself: it asserts timing under a load it makes (floods, restarts, the
+    benchmark), which another test's browser on the same cores would distort. The others run
+    side by side. A shared lock for the others and an exclusive one for a solo test, behind a
+    turnstile so that the others cannot keep a solo test waiting forever."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process: each test has the machine
+        yield
+        return
+    solo = request.node.get_closest_marker("solo") is not None
+    shared = tmp_path_factory.getbasetemp().parent  # the run's, which every worker's is in
+    with open(shared / "turnstile.lock", "a") as turnstile, open(shared / "cpu.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX if solo else fcntl.LOCK_SH)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        yield
 
 
 @dataclass

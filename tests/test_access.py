@@ -84,6 +84,7 @@ async def test_bad_tokens_are_refused(
         assert (await hello(ws, token=token("bob")))["type"] == "welcome"
 
 
+@pytest.mark.solo
 async def test_floods_are_refused_while_another_listener_keeps_streaming(
     start_server: StartServer, http: aiohttp.ClientSession
 ) -> None:

@@ -136,6 +136,7 @@ async def test_server_busy_when_sessions_are_at_their_limit(start_server: StartS
         assert refused.value.code == "SERVER_BUSY"
 
 
+@pytest.mark.solo
 async def test_an_attack_does_not_disturb_another_listener(
     limited_server: RunningServer, http: aiohttp.ClientSession, hello_message: str
 ) -> None:

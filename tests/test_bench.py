@@ -200,6 +200,7 @@ def _assert_sane(report: Report) -> None:
     assert "frames on time" in text and "time to first audio" in text
 
 
+@pytest.mark.solo
 @pytest.mark.parametrize("transport", ["webrtc", "websocket"])
 async def test_short_runs_against_voice_rtc_and_the_reference(transport: str) -> None:
     options = Options(sessions=3, seconds=2, warmup=1, probes=1, speaking_fraction=2 / 3)

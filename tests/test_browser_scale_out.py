@@ -21,7 +21,7 @@ from tests.nginx import start_nginx_fixture as start_nginx_fixture  # the start_
 from tests.test_browser_captions import listen, server_messages, words_of
 from tests.test_scale_out import LEASE_S, port_of, rolling_restart, serving
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.solo, pytest.mark.timeout(120)]
 
 SENTENCE = (
     "Seven quick brown foxes jumped over a sleeping dog, then ran all the way home across the"

@@ -11,7 +11,7 @@ from playwright.async_api import Page, expect
 from tests.browser import poll, speak, utterances
 from tests.conftest import StartServer
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.browser, pytest.mark.solo, pytest.mark.timeout(90)]
 expect.set_options(timeout=10_000)
 
 # Keep every peer connection the page makes, whatever the library does with it.

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import REPO, RunningServer, StartServer, dev_token
 from tests.listener import Listener
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.solo, pytest.mark.timeout(120)]
 
 FLOOD_S = 4.0
 # The attacker comes from 127.0.0.2 (tests/attacker.py), the listener and newcomers from

@@ -31,7 +31,7 @@ KNOWN_CODES = {code.value for code in ErrorCode} - {"INTERNAL_ERROR"}
 REPLIES = {"welcome", "answer", "transport", "queued", "pong", "error"}
 T = TypeVar("T")
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.solo, pytest.mark.timeout(600)]
 
 
 class Loop:

@@ -164,10 +164,11 @@ async def rolling_restart(
     return stops
 
 
+@pytest.mark.solo
 async def test_a_rolling_restart_behind_nginx_hands_every_session_off_at_once(
     start_server: StartServer, redis_url: str, start_nginx: StartNginx, http: aiohttp.ClientSession
 ) -> None:
-    """Three replicas behind nginx restarted in turn during one 60 s utterance: each handoff is
+    """Three replicas behind nginx restarted in turn during one 36 s utterance: each handoff is
     a short gap, and not a frame is lost."""
     env = {"VOICE_RTC_REDIS_URL": redis_url}
     replicas = [await start_server(env=env, session_lease_s=LEASE_S) for _ in range(3)]
@@ -177,13 +178,13 @@ async def test_a_rolling_restart_behind_nginx_hands_every_session_off_at_once(
         return await start_server(env=env, session_lease_s=LEASE_S, port=port_of(old))
 
     async with Listener(nginx.url, codec="opus", sink=TimedRecording()) as listener:
-        utterance = await listener.speak("framecode 60s")
-        stops = await rolling_restart(replicas, restart, http, between_s=12.0)
+        utterance = await listener.speak("framecode 36s")
+        stops = await rolling_restart(replicas, restart, http, between_s=5.0)
         await played_out(listener, utterance, timeout=90)
     gaps = [round(speech_gap(listener, stopped_at), 3) for stopped_at, _ in stops]
     exits = [round(exit_s, 2) for _, exit_s in stops]
     print(f"gaps in the speech at each restart, s: {gaps}; exits, s: {exits}")
-    check_every_frame_heard(listener, 3000)
+    check_every_frame_heard(listener, 1800)
     assert listener.reconnects >= 1
     assert all(gap < 1.0 for gap in gaps), gaps
     assert all(exit_s < 3.0 for _, exit_s in stops), stops
