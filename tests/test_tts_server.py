@@ -122,6 +122,7 @@ async def test_when_cartesia_keeps_failing_the_breaker_opens_and_the_embedded_vo
 
 class BrokenVoice:
     name = "broken"
+    retracts = False
 
     async def synthesize(self, text: str) -> AsyncIterator[bytes]:
         raise RuntimeError("synthesis failed")

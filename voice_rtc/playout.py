@@ -62,14 +62,14 @@ class PlayoutFull(Exception):
 
 
 class _Encoding:
-    """One utterance's way from PCM chunks to packets: the re-chunker, the encoder stream, and
-    the PCM of the newest frames (a provider may take back audio it already handed over)."""
+    """One utterance's way from PCM chunks to packets: the re-chunker, the encoder stream, and,
+    for a provider that may take back audio it already handed over, the newest frames' PCM."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, retracts: bool) -> None:
         self.codec = codec
         self.reframer = Reframer()
         self.stream: FrameEncoder = codec.new_stream()
-        self.recent_pcm: deque[bytes] = deque(maxlen=RETRACT_FRAMES)
+        self.recent_pcm: deque[bytes] = deque(maxlen=RETRACT_FRAMES if retracts else 0)
 
     async def encode(self, frames: Sequence[bytes], urgent: bool) -> list[bytes]:
         self.recent_pcm.extend(frames)
@@ -335,7 +335,7 @@ class Playout:
             await self._synthesize(pending)
 
     async def _synthesize(self, utterance: Utterance) -> None:
-        encoding = _Encoding(self._codec)
+        encoding = _Encoding(self._codec, self._tts.retracts)
         try:
             try:
                 await self._speak(utterance, encoding)

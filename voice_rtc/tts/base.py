@@ -42,6 +42,9 @@ class TTSProvider(Protocol):
     # Does the same text always give the same audio? Then a session taken over by another
     # process can skip exactly the frames its listener played (voice_rtc.speech).
     deterministic: bool
+    # May it take back audio it handed over (`Retract`)? Only then does the playout keep the
+    # newest half second of PCM beside the packets (23 KB a speaking session).
+    retracts: bool
 
     def synthesize(self, text: str) -> AsyncIterator[Speech]: ...
 

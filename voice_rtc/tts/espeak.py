@@ -133,6 +133,7 @@ def _joined(pieces: list[bytes]) -> bytes:
 class EspeakProvider:
     name = "espeak"
     deterministic = True  # the same text gives the same audio
+    retracts = False
 
     def __init__(self, voice: str = "en-us", words_per_minute: int = 175) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak")

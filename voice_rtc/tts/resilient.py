@@ -93,6 +93,7 @@ class ResilientTTS:
     ) -> None:
         self.name = primary.name
         self.deterministic = False  # a remote voice says the same text differently each time
+        self.retracts = True  # a remote stream that fails mid-word: the partial word goes
         self._primary = primary
         self._fallback = fallback
         self.breaker = breaker

@@ -61,6 +61,7 @@ def _chunk(start: int, end: int, hz: float, framecode: bool) -> bytes:
 class ToneProvider:
     name = "tone"
     deterministic = True  # the same text gives the same audio
+    retracts = False
 
     def __init__(self, default_frequency_hz: float = 440.0) -> None:
         self._default_frequency_hz = default_frequency_hz
