@@ -69,6 +69,7 @@ def build_app(
         settings.max_queued_utterances,
         resume_window_frames=settings.resume_window_ms // FRAME_MS,
         lookahead_frames=settings.lookahead_ms // FRAME_MS,
+        pcm_lookahead_frames=settings.pcm_lookahead_ms // FRAME_MS,
         load=media.load,
         grace_s=settings.session_grace_s,
         # Two position reports and a little: by then a listener has said what it played.

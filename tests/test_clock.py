@@ -1,10 +1,11 @@
 """The pacer against a fake clock: no real sleeping, exact arithmetic."""
 
 import asyncio
+import collections
 import itertools
 
 from voice_rtc.audio import FRAME_NS
-from voice_rtc.clock import Pacer, Ticker
+from voice_rtc.clock import TURNS, Pacer, Ticker
 
 
 class FakeClock:
@@ -113,18 +114,22 @@ async def run_ticks(ticker: Ticker, ticks: int) -> None:
     ticker.discard(counter)
 
 
-async def test_one_clock_ticks_every_stream_in_the_same_pass_in_order() -> None:
+async def test_one_clock_spreads_its_streams_over_turns_each_on_its_own_20_ms_grid() -> None:
     clock = SteppingClock(0)
     ticker = Ticker(clock)
     log: list[tuple[str, int]] = []
-    streams = [Recorder(name, log, clock) for name in "abc"]
-    for stream in streams:
-        ticker.add(stream)
+    for name in "abcdefgh":
+        ticker.add(Recorder(name, log, clock))
     await run_ticks(ticker, 50)
-    assert [name for name, _ in log[:6]] == list("abcabc")  # subscription order, every tick
-    times = sorted({at for _, at in log})[1:]  # after the first tick, each one is a wake-up
-    assert len(times) >= 49
-    assert {b - a for a, b in itertools.pairwise(times)} == {FRAME_NS}  # on the grid, no drift
+    # Each joined the turn with the fewest streams; a turn ticks its own in the order they joined.
+    assert [name for name, _ in log[:8]] == list("aebfcgdh")
+    assert set(collections.Counter(at for _, at in log).values()) == {2}  # two streams a turn
+    for name in "abcdefgh":
+        times = [at for stream, at in log if stream == name][1:]  # then each is a wake-up
+        assert len(times) >= 48
+        assert {b - a for a, b in itertools.pairwise(times)} == {FRAME_NS}  # on its grid, no drift
+    turns = sorted({at for _, at in log})[1 : 1 + TURNS]
+    assert {b - a for a, b in itertools.pairwise(turns)} == {FRAME_NS // TURNS}
 
 
 async def test_a_stream_that_fails_is_dropped_and_the_others_go_on() -> None:

@@ -12,7 +12,7 @@ import re
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from voice_rtc.clock import Ticker
-from voice_rtc.opus import OpusSettings, silent_packet
+from voice_rtc.opus import OpusFrameEncoder, OpusSettings, silent_packet
 from voice_rtc.transports.webrtc import Silence, WebRTCOptions, WebRTCPeer, use_host_addresses
 
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.M)
@@ -38,7 +38,11 @@ async def firefox_like_offer(end_of_candidates: bool) -> str:
 async def answer_candidates(offer: str) -> list[str]:
     use_host_addresses(["127.0.0.1"])
     options = WebRTCOptions(
-        RTCConfiguration(iceServers=[]), 16384, silent_packet(OpusSettings()), Silence.DTX
+        RTCConfiguration(iceServers=[]),
+        16384,
+        silent_packet(OpusSettings()),
+        Silence.DTX,
+        lambda: OpusFrameEncoder(OpusSettings()),
     )
     ticker = Ticker()
     ticker.start()

@@ -1,12 +1,21 @@
 import asyncio
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
+import numpy as np
 import pytest
 
 from voice_rtc.audio import FRAME_BYTES
 from voice_rtc.encoding import EncodingThread
-from voice_rtc.opus import OpusCodec, OpusSettings, PassthroughCodec
+from voice_rtc.opus import (
+    CatchUpEncoder,
+    FrameDecoder,
+    FrameEncoder,
+    OpusCodec,
+    OpusSettings,
+    PassthroughCodec,
+    PcmFrame,
+)
 from voice_rtc.playout import Frame, Playout, PlayoutFull
 from voice_rtc.session_events import (
     EndReason,
@@ -50,7 +59,7 @@ class ScriptedProvider:
         pass
 
 
-async def play_all(playout: Playout, limit: int = 10_000) -> list[Frame]:
+async def play_all(playout: Playout, limit: int = 10_000, pause_s: float = 0) -> list[Frame]:
     """Pull frames as the pacer would, letting synthesis run between pulls, until idle."""
     frames: list[Frame] = []
     for _ in range(limit):
@@ -59,7 +68,7 @@ async def play_all(playout: Playout, limit: int = 10_000) -> list[Frame]:
             frames.append(frame)
         elif playout.idle:
             return frames
-        await asyncio.sleep(0)
+        await asyncio.sleep(pause_s)
     raise AssertionError("playout never went idle")
 
 
@@ -371,3 +380,98 @@ async def test_a_sentence_of_espeak_pcm_is_let_go_once_it_is_encoded() -> None:
         thread.stop()
     # The packets (~60 KB) and the encoder (eSpeak takes nothing back): not 0.65 MB, or twice it.
     assert held - before < 250_000
+
+
+class CountingCodec(OpusCodec):
+    """The real codec, counting the frames it is asked to encode."""
+
+    def __init__(self, thread: EncodingThread) -> None:
+        super().__init__(OpusSettings(), thread)
+        self.encoded = 0
+
+    async def encode(
+        self, stream: FrameEncoder, frames: Sequence[bytes], urgent: bool = False
+    ) -> list[bytes]:
+        self.encoded += len(frames)
+        return await super().encode(stream, frames, urgent)
+
+
+async def tone_pcm(text: str) -> bytes:
+    return b"".join([chunk async for chunk in ToneProvider().synthesize(text)])
+
+
+async def test_for_a_listener_taking_pcm_nothing_is_encoded_and_less_is_kept_ahead() -> None:
+    thread = EncodingThread()
+    codec = CountingCodec(thread)
+    playout = Playout(ToneProvider(), codec, lambda _e: None, pcm_lookahead_frames=50)
+    try:
+        playout.keep_pcm(True)
+        playout.enqueue("440hz 10s")
+        await asyncio.sleep(0.5)  # synthesis runs ahead as far as it may
+        assert 50 <= playout._buffered < 100  # 1 s of PCM ahead, not the 5 s kept encoded
+        frames = await play_all(playout)
+    finally:
+        await playout.close()
+        thread.stop()
+    assert codec.encoded == 0
+    assert all(isinstance(f.packet, PcmFrame) for f in frames)
+    pcm = await tone_pcm("440hz 10s")
+    heard = b"".join(f.packet for f in frames)
+    assert heard[: len(pcm)] == pcm  # the frames as synthesized, exactly
+    # As many frames as when encoded: frame numbers hold whichever way a playout keeps them.
+    assert len(frames) == -(-(len(pcm) + codec.delay_samples * 2) // FRAME_BYTES)
+
+
+async def test_moving_away_from_pcm_mid_utterance_encodes_on_from_there_without_a_gap() -> None:
+    thread = EncodingThread()
+    codec = CountingCodec(thread)
+    playout = Playout(ToneProvider(), codec, lambda _e: None, pcm_lookahead_frames=50)
+    catch_up, decoder = CatchUpEncoder(codec.new_stream), FrameDecoder()
+    try:
+        playout.keep_pcm(True)
+        playout.enqueue("440hz 6s")
+        await asyncio.sleep(0.2)
+        first = [playout.next_frame() for _ in range(20)]
+        playout.keep_pcm(False)  # the listener moved to WebRTC
+        frames = [f for f in first if f] + await play_all(playout, pause_s=0.001)
+    finally:
+        await playout.close()
+        thread.stop()
+    kept = sum(isinstance(f.packet, PcmFrame) for f in frames)
+    assert 50 <= kept < 100  # what was ahead as PCM; the rest encoded by the playout
+    assert codec.encoded == len(frames) - kept + 1  # and one frame before, to warm it up
+    heard = np.frombuffer(
+        b"".join(decoder.decode(catch_up.packet(f.packet)) for f in frames), "<i2"
+    )
+    # The tone throughout, in 5 ms windows: no gap where the encoders took over from each other.
+    speech = heard[FRAME_BYTES : (6 * 22050) - 441].astype(float)
+    windows = speech[: len(speech) // 110 * 110].reshape(-1, 110)
+    levels = np.sqrt((windows**2).mean(axis=1))
+    assert levels.min() > 0.6 * np.median(levels), np.argmin(levels) * 110 / 22050
+
+
+async def test_a_playout_keeping_pcm_holds_its_short_lookahead_and_no_codec_state() -> None:
+    thread = EncodingThread()
+    codec = OpusCodec(OpusSettings(), thread)
+    tracemalloc.start()
+    try:
+        playouts = [Playout(ToneProvider(), codec, lambda _e: None) for _ in range(20)]
+        for playout in playouts:
+            playout.keep_pcm(True)
+            playout.enqueue("440hz 60s")
+        for _ in range(60):  # 1.2 s of playback, acknowledged 12 frames behind
+            for playout in playouts:
+                frame = playout.next_frame()
+                if frame is not None and frame.seq > 12:
+                    playout.acknowledge(frame.seq - 12)
+            await asyncio.sleep(0.02)
+        assert all(p._buffered >= 50 for p in playouts)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        for playout in playouts:
+            await playout.close()
+        thread.stop()
+    # ~65 frames of PCM (1 s ahead, the 12 unacknowledged, 2 played) at ~0.9 KB: ~60 KB. An
+    # encoder made anyway would be ~33 KB more (114 KB in all, measured).
+    assert held / len(playouts) < 95_000

@@ -15,10 +15,11 @@ from tests.conftest import RunningServer, StartServer, dev_token, free_port
 from tests.framecode import symbols, unwrap
 from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms
-from voice_rtc.audio import FRAME_BYTES
+from voice_rtc.audio import FRAME_BYTES, mulaw_decode, mulaw_encode
 from voice_rtc.backoff import backoff_delay
 from voice_rtc.client import VoiceClient
 from voice_rtc.transports.websocket import HEADER
+from voice_rtc.tts.tone import ToneProvider
 
 FRAMES_PER_SECOND = 50
 
@@ -147,6 +148,19 @@ async def test_websocket_fallback_streams_paced_audio(
     assert 1.9 < elapsed < 2.6  # paced in real time, not sent in a burst
     assert recording.arrivals[-1] - recording.arrivals[0] == pytest.approx(1.98, abs=0.1)
     assert abs(dominant_frequency(recording.pcm) - 700) < 3
+
+
+@pytest.mark.parametrize("codec", ["pcm_s16le", "mulaw"])
+async def test_a_listener_taking_pcm_hears_the_voice_exactly_as_it_was_synthesized(
+    server: RunningServer, codec: str
+) -> None:
+    """For a listener taking PCM the server keeps the speech as PCM: not encoded to Opus and
+    decoded back (which costs a codec's work and is never bit-exact), but sent as it was made."""
+    tone = b"".join([chunk async for chunk in ToneProvider().synthesize("700hz 2s")])
+    expected = tone if codec == "pcm_s16le" else mulaw_decode(mulaw_encode(tone))
+    async with Listener(server.url, transport="websocket", codec=codec) as client:
+        await client.say("700hz 2s", tail=0.1)
+    assert bytes(client.recording.pcm[: len(expected)]) == expected
 
 
 async def test_barge_in_stops_audio_within_a_frame_and_the_next_utterance_starts_clean(

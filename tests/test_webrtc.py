@@ -11,9 +11,17 @@ from tests.conftest import RunningServer, StartServer
 from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms, voiced_span
 from tests.test_clock import FakeClock
+from tests.test_opus import tone_frames
 from voice_rtc.audio import SAMPLE_RATE
 from voice_rtc.clock import Ticker
-from voice_rtc.opus import OpusSettings, silent_packet
+from voice_rtc.opus import (
+    FrameDecoder,
+    OpusFrameEncoder,
+    OpusSettings,
+    PassthroughCodec,
+    PcmFrame,
+    silent_packet,
+)
 from voice_rtc.playout import Frame
 from voice_rtc.transports.webrtc import (
     OPUS_FMTP,
@@ -40,11 +48,14 @@ def speech(seq: int) -> Frame:
 
 
 SILENT = b"\xf8\xff\xfe"
+NEW_STREAM = PassthroughCodec().new_stream  # speech(n) is a packet already: never used
 
 
 async def test_track_hands_aiortc_one_packet_per_slot_stamped_with_the_slot() -> None:
     ticker = Ticker(FakeClock())
-    track = PacketTrack(ListSource([speech(0), speech(1), None]), ticker, SILENT, Silence.PACKET)
+    track = PacketTrack(
+        ListSource([speech(0), speech(1), None]), ticker, SILENT, Silence.PACKET, NEW_STREAM
+    )
     first = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0)
     assert len(ticker) == 1  # aiortc asked: the track joined the clock
@@ -61,9 +72,29 @@ async def test_track_hands_aiortc_one_packet_per_slot_stamped_with_the_slot() ->
         await track.recv()
 
 
+async def test_frames_kept_as_pcm_reach_the_listener_encoded_by_the_track() -> None:
+    """A listener moving from PCM over WebSocket to WebRTC still has PCM frames ahead: the
+    track encodes them, on a stream of its own, into packets that decode to the same tone."""
+    tone = await tone_frames("440hz 1s")
+    frames = [Frame(i, 1, i, PcmFrame(pcm)) for i, pcm in enumerate(tone)]
+    ticker = Ticker(FakeClock())
+    new_stream = lambda: OpusFrameEncoder(OpusSettings())  # noqa: E731
+    track = PacketTrack(ListSource(list(frames)), ticker, SILENT, Silence.PACKET, new_stream)
+    decoder = FrameDecoder()
+    heard = b""
+    for _ in frames:
+        track.on_tick()
+        packet = bytes(await track.recv())
+        assert len(packet) < 200  # an Opus packet, not the 882 bytes of PCM
+        heard += decoder.decode(packet)
+    track.stop()
+    assert abs(dominant_frequency(heard[4410:]) - 440) < 3
+    assert rms(heard[4410:]) > 0.7 * rms(b"".join(tone))
+
+
 async def test_with_dtx_a_silent_track_sends_next_to_nothing() -> None:
     ticker = Ticker(FakeClock())
-    track = PacketTrack(ListSource([speech(0)]), ticker, SILENT, Silence.DTX)
+    track = PacketTrack(ListSource([speech(0)]), ticker, SILENT, Silence.DTX, NEW_STREAM)
     sent = []
     for _ in range(101):
         track.on_tick()
@@ -142,7 +173,11 @@ async def test_a_stretch_of_speech_is_synced_before_its_utterance_is_said_to_sta
 async def test_the_answer_refuses_the_listeners_microphone_and_says_what_our_opus_is() -> None:
     use_host_addresses(["127.0.0.1"])
     options = WebRTCOptions(
-        RTCConfiguration(iceServers=[]), 16384, silent_packet(OpusSettings()), Silence.DTX
+        RTCConfiguration(iceServers=[]),
+        16384,
+        silent_packet(OpusSettings()),
+        Silence.DTX,
+        lambda: OpusFrameEncoder(OpusSettings()),
     )
     ticker = Ticker()
     ticker.start()

@@ -7,7 +7,10 @@ the overdue frames at once (at most `max_burst` extra; beyond that it skips ahea
 rather than dropping it, since a skipped slot carries no frame) and is back on the grid.
 
 One clock for every session, not a sleeping coroutine per stream: a tick costs one timer however
-many listeners there are, and every stream's frame n leaves in the same pass.
+many listeners there are. It turns every 5 ms, each turn ticking a quarter of the streams (each
+stream keeps its turn, so its frames are exactly 20 ms apart): a pass over every stream at once
+would make the last one's frame wait for all the others' sends, a millisecond per forty
+listeners.
 """
 
 import asyncio
@@ -16,12 +19,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from . import metrics
 from .audio import FRAME_NS
 
 log = logging.getLogger(__name__)
+
+TURNS: Final = 4  # per 20 ms frame: the clock's streams are spread over this many turns
 
 
 class Clock(Protocol):
@@ -63,6 +68,7 @@ class Pacer:
         self._late_after_ns = late_after_ns
         self._t0_ns: int | None = None
         self._slot = 0
+        self.slot = 0  # the one the last tick released
         self.deadline: int = 0  # of the frame the last tick released
         self.stats = PacerStats()
 
@@ -91,6 +97,7 @@ class Pacer:
         if lateness > self._late_after_ns:
             self.stats.late += 1
         self.stats.ticks += 1
+        self.slot = self._slot
         self.deadline = self.deadline_ns(self._slot)
         self._slot += 1
         return lateness
@@ -102,24 +109,31 @@ class Stream(Protocol):
 
 
 class Ticker:
-    """The process's one 20 ms clock. Each tick calls every subscribed stream's `on_tick`, in
-    the order they subscribed, then measures how late the last of their frames left."""
+    """The process's one 20 ms clock, in `turns` turns. A stream joins the turn with the fewest
+    streams and stays in it; each turn calls its streams' `on_tick`, in the order they joined,
+    then measures how late the last of their frames left. (`max_burst`: in frames.)"""
 
-    def __init__(self, clock: Clock | None = None, max_burst: int = 5) -> None:
-        self._pacer = Pacer(clock or MonotonicClock(), max_burst=max_burst)
+    def __init__(self, clock: Clock | None = None, max_burst: int = 5, turns: int = TURNS) -> None:
         self._clock = clock or MonotonicClock()
-        self._streams: dict[int, Stream] = {}
+        self._pacer = Pacer(self._clock, FRAME_NS // turns, max_burst * turns)
+        self._turns: list[dict[int, Stream]] = [{} for _ in range(turns)]
+        self._turn_of: dict[int, int] = {}  # stream id -> its turn
         self._task: asyncio.Task[None] | None = None
         self.on_lateness: Callable[[float], None] = lambda _seconds: None
 
     def __len__(self) -> int:
-        return len(self._streams)
+        return len(self._turn_of)
 
     def add(self, stream: Stream) -> None:
-        self._streams[id(stream)] = stream
+        if id(stream) not in self._turn_of:
+            turn = min(range(len(self._turns)), key=lambda t: len(self._turns[t]))
+            self._turn_of[id(stream)] = turn
+            self._turns[turn][id(stream)] = stream
 
     def discard(self, stream: Stream) -> None:
-        self._streams.pop(id(stream), None)
+        turn = self._turn_of.pop(id(stream), None)
+        if turn is not None:
+            del self._turns[turn][id(stream)]
 
     def start(self) -> None:
         if self._task is None:
@@ -137,7 +151,11 @@ class Ticker:
         while True:
             await self._pacer.tick()
             deadline = self._pacer.deadline
-            for stream in list(self._streams.values()):
+            # By the slot, not a count of wake-ups: a stall skipped past a turn skips it.
+            streams = self._turns[self._pacer.slot % len(self._turns)]
+            if not streams:
+                continue
+            for stream in list(streams.values()):
                 try:
                     stream.on_tick()
                 except Exception:

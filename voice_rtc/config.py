@@ -280,6 +280,12 @@ class Settings(BaseModel):
     lookahead_ms: int = setting(
         5000, "speech synthesized and encoded ahead of playback, at most", ge=200, le=60_000
     )
+    pcm_lookahead_ms: int = setting(
+        1000,
+        "the same, for a listener taking PCM over WebSocket (kept unencoded: 44 KB a second)",
+        ge=200,
+        le=60_000,
+    )
     max_queued_utterances: int = setting(
         16, "utterances queued per session (`QUEUE_FULL` beyond)", ge=1
     )

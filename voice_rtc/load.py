@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .audio import FRAME_MS
+from .clock import TURNS
 
 SAMPLE_S: Final = 0.5
 WINDOW_SAMPLES: Final = 4  # two seconds
@@ -33,7 +34,7 @@ DEFAULT_STREAM_COST: Final = 0.02
 FRAMES_PER_SECOND: Final = 1000 // FRAME_MS
 MIN_MEASURED_SPEAKERS: Final = 5  # streams that spoke in the window, to tell their cost
 RETRY_AFTER_S: Final = 5.0  # what a refused client is told to wait: load changes in seconds
-MIN_LATENESS_SAMPLES: Final = 50  # a second of ticks before lateness says anything
+MIN_LATENESS_SAMPLES: Final = 50  # turns of the clock before lateness says anything
 LATENESS_QUANTILE: Final = 0.9
 BUSY_ENOUGH_TO_BLAME: Final = 0.5  # of a core: lateness below it is someone else's doing
 
@@ -72,7 +73,7 @@ class LoadMonitor:
         # (loop thread CPU, process CPU, encoder busy, wall) seconds, speech frames: each sample
         self._samples: deque[tuple[float, float, float, float, int]] = deque(maxlen=WINDOW_SAMPLES)
         self._lateness: deque[float] = deque(
-            maxlen=int(WINDOW_SAMPLES * SAMPLE_S * FRAMES_PER_SECOND)
+            maxlen=int(WINDOW_SAMPLES * SAMPLE_S * FRAMES_PER_SECOND * TURNS)
         )
         self._admitted: deque[float] = deque()  # when sessions were admitted, recently
         self._task: asyncio.Task[None] | None = None

@@ -45,6 +45,7 @@ class Media:
             settings.max_sdp_bytes,
             self.codec.silent_packet,
             Silence(settings.silence),
+            self.codec.new_stream,
         )
 
     def start(self) -> None:
@@ -67,5 +68,9 @@ class Media:
         codec: str,
     ) -> WebSocketAudio:
         return WebSocketAudio(
-            source, websocket_sink(ws, transport), Codec.from_label(codec), self.ticker
+            source,
+            websocket_sink(ws, transport),
+            Codec.from_label(codec),
+            self.ticker,
+            self.codec.new_stream,
         )

@@ -74,7 +74,7 @@ ERRORS = Counter(
 # Audio
 PACING_LATENESS = Histogram(
     "voice_rtc_pacing_lateness_seconds",
-    "How late the last frame of each 20 ms tick left after the tick's deadline",
+    "How late the last frame of each turn of the clock (5 ms) left after the turn's deadline",
     buckets=(
         *(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02),
         *(0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.25, 1.0),
@@ -168,7 +168,8 @@ COUNTERS = MediaCounters()
 FRAMES_HELP = "20 ms audio frames sent to listeners, by transport and kind (speech, silence)"
 BYTES_HELP = "Bytes of audio payload sent to listeners, by transport (headers not counted)"
 SKIPPED_HELP = (
-    "20 ms slots given up after a stall longer than the pacer's burst: audio delayed, not lost"
+    "turns of the clock (5 ms, each a 20 ms slot for a quarter of the streams) given up after a "
+    "stall longer than the pacer's burst: audio delayed, not lost"
 )
 
 

@@ -13,7 +13,7 @@ delay of under a millisecond.
 
 import fractions
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Final, Protocol
@@ -36,6 +36,13 @@ class OpusSettings:
     complexity: int = 8  # 0 (cheapest) .. 10 (best)
     fec: bool = True  # in-band forward error correction: a lost packet is rebuilt from the next
     expected_loss_percent: int = 5  # how much redundancy FEC carries
+
+
+class PcmFrame(bytes):
+    """A frame a playout kept as PCM instead of encoding it (its listener took PCM): sent as it
+    is to a listener taking PCM, encoded by `CatchUpEncoder` for one taking packets."""
+
+    __slots__ = ()
 
 
 class FrameEncoder(Protocol):
@@ -120,6 +127,24 @@ def silent_packet(settings: OpusSettings) -> bytes:
     while nothing is spoken (with `silence: packet`), it costs no encode at all."""
     encoder = OpusFrameEncoder(settings)
     return encoder.encode([SILENT_FRAME] * 10)[-1]
+
+
+class CatchUpEncoder:
+    """Packets for the frames a playout kept as PCM, made where they are sent: on the event
+    loop, one a tick, by a stream of its own. Only for the second or so a listener moving from
+    PCM to a transport that takes packets still has PCM ahead of it: the playout encodes again
+    from the move on. Packets pass through as they are."""
+
+    def __init__(self, new_stream: Callable[[], FrameEncoder]) -> None:
+        self._new_stream = new_stream
+        self._stream: FrameEncoder | None = None
+
+    def packet(self, packet: bytes) -> bytes:
+        if not isinstance(packet, PcmFrame):
+            return packet
+        if self._stream is None:
+            self._stream = self._new_stream()
+        return self._stream.encode([packet])[0]
 
 
 class FrameDecoder:

@@ -6,6 +6,12 @@ off the event loop), so what waits ahead of playback is kept encoded: a few KB a
 stays at most `lookahead_frames` ahead of playback. The clock pulls with `next_frame()`, which
 never waits: `None` means "nothing to play now" (idle, or synthesis has not caught up).
 
+For a listener that takes PCM (WebSocket pcm_s16le or mu-law) the playout keeps its frames as
+PCM instead (`keep_pcm`), with a shorter lookahead: no encode for them, and no decode to undo
+it. The lane changes for the next utterance when a listener moves to PCM, and at once when it
+moves away: a transport taking packets encodes the PCM still ahead (`CatchUpEncoder`), and the
+playout's encoding starts again mid-utterance from the frame it had reached.
+
 Frames handed out stay here until the listener acknowledges it has played them, so that after a
 transport drops, `rewind()` hands out again exactly what it missed. Once a listener acknowledges,
 it may fall at most `resume_window` frames behind: past that the playout holds (silence) instead
@@ -21,7 +27,7 @@ from dataclasses import dataclass, replace
 
 from . import metrics
 from .audio import FRAME_BYTES, SAMPLE_WIDTH, Reframer
-from .opus import Codec, FrameEncoder
+from .opus import Codec, FrameEncoder, PcmFrame
 from .session_events import (
     EndReason,
     Heard,
@@ -53,7 +59,7 @@ class Frame:
     seq: int  # session-wide, counts every speech frame handed out
     utterance_id: int
     index: int  # position within its utterance
-    packet: bytes  # the frame, encoded by the playout's codec
+    packet: bytes  # the frame, encoded by the playout's codec, or kept as a PcmFrame
     preroll: bool = False  # played already: sent again to warm a new decoder up
 
 
@@ -63,21 +69,35 @@ class PlayoutFull(Exception):
 
 class _Encoding:
     """One utterance's way from PCM chunks to packets: the re-chunker, the encoder stream, and,
-    for a provider that may take back audio it already handed over, the newest frames' PCM."""
+    for a provider that may take back audio it already handed over, the newest frames' PCM.
+    `keep_pcm`: the frames stay PCM until `encode` is told otherwise."""
 
-    def __init__(self, codec: Codec, retracts: bool) -> None:
+    def __init__(self, codec: Codec, retracts: bool, keep_pcm: bool) -> None:
         self.codec = codec
         self.reframer = Reframer()
-        self.stream: FrameEncoder = codec.new_stream()
+        self._stream: FrameEncoder | None = None  # made when first needed: kept PCM needs none
         self.recent_pcm: deque[bytes] = deque(maxlen=RETRACT_FRAMES if retracts else 0)
+        self.keeps_pcm = keep_pcm
+        self._last_kept: bytes | None = None  # the last frame kept as PCM
 
-    async def encode(self, frames: Sequence[bytes], urgent: bool) -> list[bytes]:
+    async def encode(self, frames: Sequence[bytes], urgent: bool, keep_pcm: bool) -> list[bytes]:
+        """`keep_pcm` only holds from the utterance's start: once encoding, it goes on."""
         self.recent_pcm.extend(frames)
-        return await self.codec.encode(self.stream, frames, urgent)
+        if self.keeps_pcm and keep_pcm:
+            self._last_kept = frames[-1] if frames else self._last_kept
+            return [PcmFrame(frame) for frame in frames]
+        self.keeps_pcm = False
+        if self._stream is None:
+            self._stream = self.codec.new_stream()
+        if self._last_kept is None:
+            return await self.codec.encode(self._stream, frames, urgent)
+        # Mid-utterance: a stream warmed up on the frame before splices on without a gap.
+        warm_up, self._last_kept = self._last_kept, None
+        return (await self.codec.encode(self._stream, [warm_up, *frames], urgent))[1:]
 
     def restart(self) -> None:
         """Audio it already coded was taken back: its state no longer matches the stream."""
-        self.stream = self.codec.new_stream()
+        self._stream = None
 
 
 class Playout:
@@ -88,6 +108,7 @@ class Playout:
         on_event: Callable[[PlayoutEvent], None],
         max_queued: int = 16,
         lookahead_frames: int = 250,  # 5 s of audio encoded ahead of playback
+        pcm_lookahead_frames: int = 50,  # 1 s of it, kept as PCM (44 KB)
         resume_window: int = 150,  # 3 s of audio sent but not yet acknowledged
         max_pending_chars: int = 8000,  # text of an open utterance waiting to be spoken
     ) -> None:
@@ -96,6 +117,8 @@ class Playout:
         self._on_event = on_event
         self._max_queued = max_queued
         self._lookahead_frames = lookahead_frames
+        self._pcm_lookahead_frames = pcm_lookahead_frames
+        self._keeping_pcm = False
         self._max_pending_chars = max_pending_chars
         self._queue: deque[Utterance] = deque()
         self._next_id = 1
@@ -132,6 +155,11 @@ class Playout:
     def speaking(self) -> bool:
         """Is there speech to play, now or soon (not merely an utterance waiting for text)?"""
         return bool(self._replay) or any(u.has_speech for u in self._queue)
+
+    def keep_pcm(self, keep: bool) -> None:
+        """Keep frames as PCM (for a listener taking PCM) or encode them (see the top)."""
+        self._keeping_pcm = keep
+        self._room.set()  # the lookahead's bound changed: synthesis looks again
 
     def enqueue(self, text: str, final: bool = True) -> int:
         """Queue `text` to be spoken; returns its utterance id. Unless `final`, more text may
@@ -315,7 +343,7 @@ class Playout:
     def _play(self, utterance: Utterance) -> Frame:
         packet = utterance.frames.popleft()
         self._buffered -= 1
-        if self._buffered < self._lookahead_frames:
+        if self._buffered < self._lookahead():
             self._room.set()
         if utterance.played == 0:
             self._on_event(UtteranceStarted(utterance.id, self._seq, utterance.text))
@@ -335,7 +363,7 @@ class Playout:
             await self._synthesize(pending)
 
     async def _synthesize(self, utterance: Utterance) -> None:
-        encoding = _Encoding(self._codec, self._tts.retracts)
+        encoding = _Encoding(self._codec, self._tts.retracts, self._keeping_pcm)
         try:
             try:
                 await self._speak(utterance, encoding)
@@ -419,7 +447,7 @@ class Playout:
             del frames[:BATCH_FRAMES]
             # Urgent when the listener is about to run dry (first audio above all).
             urgent = len(utterance.frames) < URGENT_BELOW_FRAMES
-            for packet in await encoding.encode(batch, urgent):
+            for packet in await encoding.encode(batch, urgent, self._keeping_pcm):
                 utterance.frames.append(packet)
                 self._buffered += 1
 
@@ -441,7 +469,10 @@ class Playout:
         if left:
             log.warning("retract_too_late", extra={"utterance_id": utterance.id, "bytes": left})
 
+    def _lookahead(self) -> int:
+        return self._pcm_lookahead_frames if self._keeping_pcm else self._lookahead_frames
+
     async def _wait_for_room(self) -> None:
-        while self._buffered >= self._lookahead_frames:
+        while self._buffered >= self._lookahead():
             self._room.clear()
             await self._room.wait()

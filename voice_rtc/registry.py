@@ -73,6 +73,7 @@ class SessionRegistry:
         max_queued_utterances: int,
         resume_window_frames: int = 150,
         lookahead_frames: int = 250,
+        pcm_lookahead_frames: int = 50,
         load: LoadMonitor | None = None,
         grace_s: float = 30.0,
         heard_settle_s: float = 0.7,
@@ -86,6 +87,7 @@ class SessionRegistry:
         self._load = load
         self._codec = codec
         self._lookahead_frames = lookahead_frames
+        self._pcm_lookahead_frames = pcm_lookahead_frames
         self._limits = limits
         self._max_sessions = max_sessions
         self._max_queued_utterances = max_queued_utterances
@@ -155,6 +157,7 @@ class SessionRegistry:
                 on_event,
                 max_queued=self._max_queued_utterances,
                 lookahead_frames=self._lookahead_frames,
+                pcm_lookahead_frames=self._pcm_lookahead_frames,
                 resume_window=self._resume_window_frames,
             )
 

@@ -50,6 +50,7 @@ class PlayedPosition:
 
 class AudioTransport(Protocol):
     kind: str  # "webrtc" or "websocket": a metrics label
+    plays_pcm: bool  # takes frames as PCM: the playout need not encode them
 
     def start(self) -> None:
         """Begin pulling frames from the session (a WebRTC peer begins once connected)."""
@@ -285,6 +286,7 @@ class Session:
         transport_id = self._transport_count
         self._transports[transport_id] = transport
         self._transports.pop(transport_id - 2, None)
+        self.playout.keep_pcm(transport.plays_pcm)
         replayed = self.playout.rewind()
         transport.start()
         log.info(

@@ -109,7 +109,7 @@ class LeanListener:
         token = await self._token(http)
         signaling = self._signaling = await Signaling.connect(ws_url(self.url))
         signaling.on_event = self._on_event
-        signaling.ws.closed.add_done_callback(self._on_closed)
+        signaling.ws.closed.add_done_callback(lambda _closed: self._on_closed(signaling))
         self.welcome = await signaling.hello(token)
         self._next_ping = time.monotonic() + self._ping_interval()
         if self.transport == "websocket":
@@ -245,8 +245,9 @@ class LeanListener:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pc is not None:
             await self._pc.close()
-        if self._signaling is not None:
-            await self._signaling.close()
+        signaling, self._signaling = self._signaling, None  # its closing is no drop
+        if signaling is not None:
+            await signaling.close()
 
     # --- the packets --------------------------------------------------------------------------
 
@@ -296,8 +297,9 @@ class LeanListener:
             if not future.done():
                 future.set_result(None)
 
-    def _on_closed(self, _closed: "asyncio.Future[None]") -> None:
-        self.dropped = True
+    def _on_closed(self, signaling: Signaling) -> None:
+        if signaling is self._signaling:  # the server's doing, not our close()
+            self.dropped = True
 
     async def _record(self, track: MediaStreamTrack) -> None:
         resampler = AudioResampler(format="s16", layout="mono", rate=RECORD_RATE)

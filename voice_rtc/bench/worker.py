@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from .signaling import Refused
 
 LAG_PROBE_S = 0.01
 CONNECT_CONCURRENCY = 8  # per worker: parallel handshakes beyond this only queue on the CPU
+ADMISSION_PATIENCE_S = 20.0  # how long a client refused as busy keeps asking
 PIPE_LIMIT = 1 << 24
 PROBE_PAUSE_S = 0.3
 KEEPALIVE_STEP_S = 0.01
@@ -159,10 +161,21 @@ async def _connect(
     texts: list[str],
     limit: asyncio.Semaphore,
 ) -> str | None:
-    """Connect (and, for a speaking listener, ask for the load's speech); the error, or None."""
+    """Connect (and, for a speaking listener, ask for the load's speech); the error, or None.
+    Refused as busy, it asks again when told to, as a real client does, for a while."""
+    give_up = time.monotonic() + ADMISSION_PATIENCE_S
     try:
-        async with limit:
-            await listener.connect(http)
+        while True:
+            try:
+                async with limit:
+                    await listener.connect(http)
+                break
+            except Refused as exc:
+                wait_s = float(exc.body.get("retry_after_s", 1.0)) * random.uniform(1.0, 1.5)
+                if exc.code != "SERVER_BUSY" or time.monotonic() + wait_s > give_up:
+                    raise
+                await listener.close()
+                await asyncio.sleep(wait_s)
         if listener.role == "speaking":
             for text in texts:
                 await listener.speak(text)

@@ -43,7 +43,7 @@ from av.stream import Stream
 from .. import metrics
 from ..audio import FRAME_SAMPLES
 from ..clock import Ticker
-from ..opus import RTP_CLOCK_RATE, TIME_BASE
+from ..opus import RTP_CLOCK_RATE, TIME_BASE, CatchUpEncoder, FrameEncoder
 from ..playout import Frame
 from ..session import PlayedPosition
 
@@ -164,10 +164,16 @@ class PacketTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(
-        self, source: FrameSource, ticker: Ticker, silent_packet: bytes, silence: Silence
+        self,
+        source: FrameSource,
+        ticker: Ticker,
+        silent_packet: bytes,
+        silence: Silence,
+        new_stream: Callable[[], FrameEncoder],
     ) -> None:
         super().__init__()
         self._source = source
+        self._catch_up = CatchUpEncoder(new_stream)
         self._ticker = ticker
         self._silent_packet = silent_packet
         self._dtx_packet = dtx_packet(silent_packet)
@@ -214,7 +220,7 @@ class PacketTrack(MediaStreamTrack):
             if self.sent.add(slot, frame.seq):
                 self._untold.append((slot, frame))
                 self._tell_runs()
-            payload = frame.packet
+            payload = self._catch_up.packet(frame.packet)
             metrics.COUNTERS.frames["webrtc", "speech"] += 1
         else:
             self._silent_slots += 1
@@ -322,17 +328,21 @@ class WebRTCOptions:
     max_sdp_bytes: int
     silent_packet: bytes
     silence: Silence
+    new_stream: Callable[[], FrameEncoder]  # the speech codec's, for frames kept as PCM
 
 
 class WebRTCPeer:
     """One peer connection sending a session's audio: an `AudioTransport`, created per offer."""
 
     kind = "webrtc"
+    plays_pcm = False
 
     def __init__(self, source: FrameSource, ticker: Ticker, options: WebRTCOptions) -> None:
         self._pc = RTCPeerConnection(options.configuration)
         self._max_sdp_bytes = options.max_sdp_bytes
-        self.track = PacketTrack(source, ticker, options.silent_packet, options.silence)
+        self.track = PacketTrack(
+            source, ticker, options.silent_packet, options.silence, options.new_stream
+        )
         self.on_state: Callable[[str], None] = lambda _state: None
 
         @self._pc.on("connectionstatechange")

@@ -15,7 +15,8 @@ all big-endian. The process's one clock hands the stream a frame each 20 ms (wit
 burst after a stall); it is written to the socket there and then, without waiting, so one slow
 listener cannot hold up the tick: a listener whose socket is backed up is skipped (its audio
 waits, nothing is lost) until it drains. Silence is not sent: the listener's jitter buffer
-plays it. Opus is the frame as it was encoded; pcm_s16le and mu-law are decoded from it.
+plays it. Opus is the frame as it was encoded; pcm_s16le and mu-law are the frame as it was
+synthesized (the playout keeps PCM for such a listener), or decoded from the packet made before.
 
 After a resume, an Opus stream starts with up to two warm-up frames (bit 7 of the codec byte):
 frames the listener played already, sent again so that a new decoder starts in step with the
@@ -35,7 +36,7 @@ from aiohttp import web
 from .. import metrics
 from ..audio import mulaw_decode, mulaw_encode
 from ..clock import Ticker
-from ..opus import FrameDecoder
+from ..opus import CatchUpEncoder, FrameDecoder, FrameEncoder, PcmFrame
 from ..playout import Frame
 from ..session import PlayedPosition
 from .webrtc import FrameSource
@@ -156,6 +157,7 @@ class WebSocketAudio:
         sink: Sink,
         codec: Codec,
         ticker: Ticker,
+        new_stream: Callable[[], FrameEncoder],
         packets_are_opus: bool = True,
     ) -> None:
         if codec is Codec.OPUS and not packets_are_opus:
@@ -163,8 +165,11 @@ class WebSocketAudio:
         self._source = source
         self._sink = sink
         self.codec = codec
+        self.plays_pcm = codec is not Codec.OPUS
         self._ticker = ticker
-        self._decoder = FrameDecoder() if packets_are_opus and codec is not Codec.OPUS else None
+        self._packets_are_opus = packets_are_opus
+        self._decoder: FrameDecoder | None = None  # made when first needed: PCM kept needs none
+        self._catch_up = CatchUpEncoder(new_stream)
         self.held = 0  # slots skipped because the listener's socket was backed up
 
     def start(self) -> None:
@@ -183,8 +188,8 @@ class WebSocketAudio:
         frame = self._source.next_frame()
         if frame is None:
             return
-        if frame.preroll and self._decoder is not None:
-            self._decoder.decode(frame.packet)  # warms our decoder up; the listener had it
+        if frame.preroll and self.plays_pcm:
+            self._pcm(frame.packet)  # warms a decoder up, if it takes one; the listener had it
             return
         payload = self._payload(frame.packet)
         self._sink.write(pack(frame, self.codec, payload))
@@ -192,7 +197,15 @@ class WebSocketAudio:
         metrics.COUNTERS.bytes["websocket"] += len(payload)
 
     def _payload(self, packet: bytes) -> bytes:
-        if self.codec is Codec.OPUS:
-            return packet
-        pcm = self._decoder.decode(packet) if self._decoder else packet
+        if not self.plays_pcm:
+            return self._catch_up.packet(packet)
+        pcm = self._pcm(packet)
         return mulaw_encode(pcm) if self.codec is Codec.MULAW else pcm
+
+    def _pcm(self, packet: bytes) -> bytes:
+        """A frame as PCM: as the playout kept it, or its packet decoded."""
+        if isinstance(packet, PcmFrame) or not self._packets_are_opus:
+            return packet
+        if self._decoder is None:
+            self._decoder = FrameDecoder()
+        return self._decoder.decode(packet)
