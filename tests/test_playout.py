@@ -318,38 +318,49 @@ async def test_retract_takes_back_audio_not_yet_played() -> None:
     assert pcm[3000:] == bytes(len(pcm) - 3000)  # then only the padding of the last frame
 
 
-async def test_a_speaking_playout_keeps_its_lookahead_encoded_and_little_else() -> None:
-    """Steady state, speaking, with the real codec: what a playout holds (Python-side, which
-    is all of it with libopus in our own buffers) is its encoder and the encoded lookahead,
-    not PCM: the tone's arrays, the chunk in hand and the like are gone while it waits."""
+async def held_by_speaking_playouts(keep_pcm: bool, lookahead: int, count: int = 20) -> float:
+    """Python-side memory (which with libopus in our own buffers is all of it) of speaking tone
+    playouts, each played 2 s (acknowledged 10 frames behind), then its lookahead full."""
     thread = EncodingThread()
     codec = OpusCodec(OpusSettings(), thread)
     tracemalloc.start()
     try:
-        playouts = [Playout(ToneProvider(), codec, lambda event: None) for _ in range(20)]
+        playouts = [Playout(ToneProvider(), codec, lambda event: None) for _ in range(count)]
         for playout in playouts:
+            playout.keep_pcm(keep_pcm)
             playout.enqueue("440hz 60s")
-        for _ in range(100):  # 2 s of playback, acknowledged 10 frames behind
+        for _ in range(100):
             for playout in playouts:
                 frame = playout.next_frame()
                 if frame is not None and frame.seq > 10:
                     playout.acknowledge(frame.seq - 10)
             await asyncio.sleep(0.02)
-        # Then the lookahead full (5 s encoded ahead), however slowly this machine encodes.
-        for _ in range(1200):  # up to a minute
-            if all(p._buffered >= 250 for p in playouts):
+        for _ in range(1200):  # up to a minute, however slowly this machine encodes
+            if all(p._buffered >= lookahead for p in playouts):
                 break
             await asyncio.sleep(0.05)
-        assert all(p._buffered >= 250 for p in playouts)
+        assert all(p._buffered >= lookahead for p in playouts)
         held, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
         for playout in playouts:
             await playout.close()
         thread.stop()
+    return held / count
+
+
+async def test_a_speaking_playout_keeps_its_lookahead_encoded_and_little_else() -> None:
+    """Its encoder and the encoded lookahead (5 s), not PCM: the tone's arrays, the chunk in
+    hand and the like are gone while it waits."""
     # encoder ~33 KB, 250 packets ~25 KB; no PCM, for the tone never takes audio back (a voice
     # that may keeps 0.5 s of it, ~23 KB more: 98 KB in all, measured)
-    assert held / len(playouts) < 90_000
+    assert await held_by_speaking_playouts(keep_pcm=False, lookahead=250) < 90_000
+
+
+async def test_a_playout_keeping_pcm_holds_its_short_lookahead_and_no_codec_state() -> None:
+    # ~63 frames of PCM (1 s ahead, the 10 unacknowledged, 2 played) at ~0.9 KB: ~60 KB. An
+    # encoder made anyway would be ~33 KB more (114 KB in all, measured).
+    assert await held_by_speaking_playouts(keep_pcm=True, lookahead=50) < 95_000
 
 
 async def test_a_sentence_of_espeak_pcm_is_let_go_once_it_is_encoded() -> None:
@@ -448,30 +459,3 @@ async def test_moving_away_from_pcm_mid_utterance_encodes_on_from_there_without_
     windows = speech[: len(speech) // 110 * 110].reshape(-1, 110)
     levels = np.sqrt((windows**2).mean(axis=1))
     assert levels.min() > 0.6 * np.median(levels), np.argmin(levels) * 110 / 22050
-
-
-async def test_a_playout_keeping_pcm_holds_its_short_lookahead_and_no_codec_state() -> None:
-    thread = EncodingThread()
-    codec = OpusCodec(OpusSettings(), thread)
-    tracemalloc.start()
-    try:
-        playouts = [Playout(ToneProvider(), codec, lambda _e: None) for _ in range(20)]
-        for playout in playouts:
-            playout.keep_pcm(True)
-            playout.enqueue("440hz 60s")
-        for _ in range(60):  # 1.2 s of playback, acknowledged 12 frames behind
-            for playout in playouts:
-                frame = playout.next_frame()
-                if frame is not None and frame.seq > 12:
-                    playout.acknowledge(frame.seq - 12)
-            await asyncio.sleep(0.02)
-        assert all(p._buffered >= 50 for p in playouts)
-        held, _ = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-        for playout in playouts:
-            await playout.close()
-        thread.stop()
-    # ~65 frames of PCM (1 s ahead, the 12 unacknowledged, 2 played) at ~0.9 KB: ~60 KB. An
-    # encoder made anyway would be ~33 KB more (114 KB in all, measured).
-    assert held / len(playouts) < 95_000
