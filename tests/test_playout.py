@@ -167,7 +167,7 @@ async def test_a_failing_provider_ends_the_utterance_and_the_next_one_still_play
     frames = await play_all(playout)
     assert UtteranceEnded(broken, len(frames), EndReason.FAILED, "broken") in events
     assert len(frames) == 4 * 1000 // FRAME_BYTES + 1  # what was made before the failure
-    playout._tts = ToneProvider()  # the provider recovers
+    playout._synthesis._tts = ToneProvider()  # the provider recovers
     fine = playout.enqueue("0.2s")
     assert len(await play_all(playout)) == 10
     assert events[-1] == UtteranceEnded(fine, 10, EndReason.DONE, "0.2s")
@@ -336,10 +336,10 @@ async def held_by_speaking_playouts(keep_pcm: bool, lookahead: int, count: int =
                     playout.acknowledge(frame.seq - 10)
             await asyncio.sleep(0.02)
         for _ in range(1200):  # up to a minute, however slowly this machine encodes
-            if all(p._buffered >= lookahead for p in playouts):
+            if all(p._synthesis.buffered >= lookahead for p in playouts):
                 break
             await asyncio.sleep(0.05)
-        assert all(p._buffered >= lookahead for p in playouts)
+        assert all(p._synthesis.buffered >= lookahead for p in playouts)
         held, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -379,10 +379,10 @@ async def test_a_sentence_of_espeak_pcm_is_let_go_once_it_is_encoded() -> None:
         playout = Playout(voice, codec, lambda event: None)
         playout.enqueue(sentence)
         for _ in range(1200):  # up to a minute, however slowly this machine encodes
-            if playout._buffered >= frames:
+            if playout._synthesis.buffered >= frames:
                 break
             await asyncio.sleep(0.05)
-        assert playout._buffered >= frames > 600  # ~15 s encoded ahead (nothing played)
+        assert playout._synthesis.buffered >= frames > 600  # ~15 s encoded ahead (nothing played)
         held, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -419,7 +419,7 @@ async def test_for_a_listener_taking_pcm_nothing_is_encoded_and_less_is_kept_ahe
         playout.keep_pcm(True)
         playout.enqueue("440hz 10s")
         await asyncio.sleep(0.5)  # synthesis runs ahead as far as it may
-        assert 50 <= playout._buffered < 100  # 1 s of PCM ahead, not the 5 s kept encoded
+        assert 50 <= playout._synthesis.buffered < 100  # 1 s of PCM ahead, not the 5 s kept encoded
         frames = await play_all(playout)
     finally:
         await playout.close()

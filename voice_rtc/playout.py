@@ -1,16 +1,9 @@
 """A session's queue of utterances, turned into numbered 20 ms frames, and its playback cursor.
 
-One synthesis task (owned here) runs the TTS provider for the queued utterances in order,
-re-chunks its output into exact frames and encodes them at once (a batch per chunk of audio,
-off the event loop), so what waits ahead of playback is kept encoded: a few KB a second. It
-stays at most `lookahead_frames` ahead of playback. The clock pulls with `next_frame()`, which
-never waits: `None` means "nothing to play now" (idle, or synthesis has not caught up).
-
-For a listener that takes PCM (WebSocket pcm_s16le or mu-law) the playout keeps its frames as
-PCM instead (`keep_pcm`), with a shorter lookahead: no encode for them, and no decode to undo
-it. The lane changes for the next utterance when a listener moves to PCM, and at once when it
-moves away: a transport taking packets encodes the PCM still ahead (`CatchUpEncoder`), and the
-playout's encoding starts again mid-utterance from the frame it had reached.
+Its synthesis (`synthesis.py`, owned here) makes each queued utterance's frames, encoded (or as
+PCM, for a listener taking PCM), a bounded lookahead ahead of playback. The clock pulls with
+`next_frame()`, which never waits: `None` means "nothing to play now" (idle, or synthesis has
+not caught up).
 
 Frames handed out stay here until the listener acknowledges it has played them, so that after a
 transport drops, `rewind()` hands out again exactly what it missed. Once a listener acknowledges,
@@ -19,15 +12,11 @@ of sending audio nobody may hear, so a dead transport costs at most one window o
 """
 
 import asyncio
-import logging
-import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from . import metrics
-from .audio import FRAME_BYTES, SAMPLE_WIDTH, Reframer
-from .opus import Codec, FrameEncoder, PcmFrame
+from .opus import Codec
 from .session_events import (
     EndReason,
     Heard,
@@ -35,18 +24,13 @@ from .session_events import (
     UtteranceEnded,
     UtteranceQueued,
     UtteranceStarted,
-    UtteranceWords,
 )
 from .speech import PlayedFrame, Speech, StoredUtterance, StoredWord
-from .tts.base import Retract, TTSProvider, WordMark
-from .utterance import Sentence, Utterance, UtteranceClosed, Word
+from .synthesis import Synthesis
+from .tts.base import TTSProvider
+from .utterance import Utterance, UtteranceClosed, Word
 
-log = logging.getLogger(__name__)
-
-BATCH_FRAMES = 25  # frames encoded per call: 0.5 s of audio, a few ms of work off the loop
-URGENT_BELOW_FRAMES = 10  # an utterance with less encoded ahead has its batches encoded first
 ENDED_MEMORY = 16  # utterances whose heard text can still be asked for once they have ended
-RETRACT_FRAMES = 25  # audio kept as PCM after encoding, for a provider taking back a word
 # A decoder that starts in the middle of a stream garbles its first frame or two (Opus keeps
 # state between frames). After a rewind the new transport first gets the two frames the
 # listener played last: they warm its decoder up, and a listener that knows it played them
@@ -67,39 +51,6 @@ class PlayoutFull(Exception):
     """The utterance queue is at its bound."""
 
 
-class _Encoding:
-    """One utterance's way from PCM chunks to packets: the re-chunker, the encoder stream, and,
-    for a provider that may take back audio it already handed over, the newest frames' PCM.
-    `keep_pcm`: the frames stay PCM until `encode` is told otherwise."""
-
-    def __init__(self, codec: Codec, retracts: bool, keep_pcm: bool) -> None:
-        self.codec = codec
-        self.reframer = Reframer()
-        self._stream: FrameEncoder | None = None  # made when first needed: kept PCM needs none
-        self.recent_pcm: deque[bytes] = deque(maxlen=RETRACT_FRAMES if retracts else 0)
-        self.keeps_pcm = keep_pcm
-        self._last_kept: bytes | None = None  # the last frame kept as PCM
-
-    async def encode(self, frames: Sequence[bytes], urgent: bool, keep_pcm: bool) -> list[bytes]:
-        """`keep_pcm` only holds from the utterance's start: once encoding, it goes on."""
-        self.recent_pcm.extend(frames)
-        if self.keeps_pcm and keep_pcm:
-            self._last_kept = frames[-1] if frames else self._last_kept
-            return [PcmFrame(frame) for frame in frames]
-        self.keeps_pcm = False
-        if self._stream is None:
-            self._stream = self.codec.new_stream()
-        if self._last_kept is None:
-            return await self.codec.encode(self._stream, frames, urgent)
-        # Mid-utterance: a stream warmed up on the frame before splices on without a gap.
-        warm_up, self._last_kept = self._last_kept, None
-        return (await self.codec.encode(self._stream, [warm_up, *frames], urgent))[1:]
-
-    def restart(self) -> None:
-        """Audio it already coded was taken back: its state no longer matches the stream."""
-        self._stream = None
-
-
 class Playout:
     def __init__(
         self,
@@ -112,20 +63,15 @@ class Playout:
         resume_window: int = 150,  # 3 s of audio sent but not yet acknowledged
         max_pending_chars: int = 8000,  # text of an open utterance waiting to be spoken
     ) -> None:
-        self._tts = tts
-        self._codec = codec
         self._on_event = on_event
         self._max_queued = max_queued
-        self._lookahead_frames = lookahead_frames
-        self._pcm_lookahead_frames = pcm_lookahead_frames
-        self._keeping_pcm = False
         self._max_pending_chars = max_pending_chars
         self._queue: deque[Utterance] = deque()
+        self._synthesis = Synthesis(
+            tts, codec, self._queue, on_event, lookahead_frames, pcm_lookahead_frames
+        )
         self._next_id = 1
         self._seq = 0
-        self._buffered = 0
-        self._room = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
         self._resume_window = resume_window
         self._unacknowledged: deque[Frame] = deque()  # handed out, not known to be played
         self._cancelled_in_flight: deque[Frame] = deque()  # the same, of cancelled utterances
@@ -158,8 +104,7 @@ class Playout:
 
     def keep_pcm(self, keep: bool) -> None:
         """Keep frames as PCM (for a listener taking PCM) or encode them (see the top)."""
-        self._keeping_pcm = keep
-        self._room.set()  # the lookahead's bound changed: synthesis looks again
+        self._synthesis.keep_pcm(keep)
 
     def enqueue(self, text: str, final: bool = True) -> int:
         """Queue `text` to be spoken; returns its utterance id. Unless `final`, more text may
@@ -171,8 +116,7 @@ class Playout:
         self._queue.append(utterance)
         self.version += 1
         self._on_event(UtteranceQueued(utterance.id, text, final))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._synthesize_queue(), name="playout-synthesis")
+        self._synthesis.start()
         return utterance.id
 
     def append(self, utterance_id: int, text: str, final: bool) -> None:
@@ -185,10 +129,10 @@ class Playout:
 
     def cancel(self) -> list[int]:
         """Drop the rest of the current utterance and everything queued; returns their ids."""
-        self._stop_worker()
+        self._synthesis.stop()
         cancelled = list(self._queue)
         self._queue.clear()
-        self._buffered = 0
+        self._synthesis.forget()
         # Frames on their way are not sent again, but the listener may still play them: its
         # reports of them say what it heard of the cancelled utterance.
         self._cancelled_in_flight, self._unacknowledged = self._unacknowledged, deque()
@@ -265,7 +209,7 @@ class Playout:
                 utterance.resume_at(played.index + 1, words, deterministic)
             self._queue.append(utterance)
         if self._queue:
-            self._worker = asyncio.create_task(self._synthesize_queue(), name="playout-synthesis")
+            self._synthesis.start()
 
     def rewind(self) -> int:
         """Hand out again every frame not acknowledged, before anything new; returns how many.
@@ -326,7 +270,7 @@ class Playout:
         return None
 
     async def close(self) -> None:
-        worker = self._stop_worker()
+        worker = self._synthesis.stop()
         if worker is not None:
             await asyncio.gather(worker, return_exceptions=True)
         self._queue.clear()
@@ -342,137 +286,10 @@ class Playout:
 
     def _play(self, utterance: Utterance) -> Frame:
         packet = utterance.frames.popleft()
-        self._buffered -= 1
-        if self._buffered < self._lookahead():
-            self._room.set()
+        self._synthesis.took_one()
         if utterance.played == 0:
             self._on_event(UtteranceStarted(utterance.id, self._seq, utterance.text))
         frame = Frame(self._seq, utterance.id, utterance.played, packet)
         self._seq += 1
         utterance.played += 1
         return frame
-
-    def _stop_worker(self) -> asyncio.Task[None] | None:
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.cancel()
-        return worker
-
-    async def _synthesize_queue(self) -> None:
-        while (pending := next((u for u in self._queue if not u.synthesized), None)) is not None:
-            await self._synthesize(pending)
-
-    async def _synthesize(self, utterance: Utterance) -> None:
-        encoding = _Encoding(self._codec, self._tts.retracts, self._keeping_pcm)
-        try:
-            try:
-                await self._speak(utterance, encoding)
-            except Exception:
-                log.exception("tts_failed", extra={"utterance_id": utterance.id})
-                utterance.failed = True  # play what was made; the end event says it failed
-            # Silence after the audio for the codec's look-ahead, so its end reaches a packet.
-            tail = bytes(self._codec.delay_samples * SAMPLE_WIDTH)
-            frames = [*encoding.reframer.push(tail), *encoding.reframer.flush()]
-            await self._encode(utterance, encoding, frames)
-        except Exception:
-            log.exception("encoding_failed", extra={"utterance_id": utterance.id})
-            utterance.failed = True
-        finally:
-            utterance.synthesized = True
-
-    async def _speak(self, utterance: Utterance, encoding: _Encoding) -> None:
-        first_request: float | None = None  # when the first sentence went to the provider
-        heard_first_audio = False
-        async for sentence in utterance.sentences():
-            if first_request is None:
-                first_request = time.monotonic()
-            start = utterance.samples  # where this sentence's audio begins
-            utterance.in_synthesis = True
-            try:
-                async for item in self._tts.synthesize(sentence.text):
-                    if isinstance(item, WordMark):
-                        self._mark(utterance, sentence, start, item)
-                        continue
-                    if isinstance(item, Retract):
-                        self._retract(utterance, encoding, item.byte_count)
-                        continue
-                    if not heard_first_audio:
-                        heard_first_audio = True
-                        metrics.TTS_FIRST_AUDIO.labels(self._tts.name).observe(
-                            time.monotonic() - first_request
-                        )
-                    utterance.samples += len(item) // SAMPLE_WIDTH
-                    self._publish_words(utterance)
-                    if utterance.skip_samples:  # said again after a takeover: played already
-                        dropped = min(len(item) // SAMPLE_WIDTH, utterance.skip_samples)
-                        utterance.skip_samples -= dropped
-                        item = item[dropped * SAMPLE_WIDTH :]
-                    frames = list(encoding.reframer.push(item))
-                    del item  # not held while encoding and waiting for room: a chunk may be
-                    # a whole sentence of PCM
-                    await self._encode(utterance, encoding, frames)
-                    await self._wait_for_room()
-            finally:
-                utterance.in_synthesis = False
-            self._publish_words(utterance)
-
-    def _mark(self, utterance: Utterance, sentence: Sentence, start: int, mark: WordMark) -> None:
-        if mark.index >= len(sentence.spans):
-            return  # a provider's word we cannot place in the text: no caption for it
-        begin, end = sentence.spans[mark.index]
-        words = utterance.words
-        if words and (words[-1].start >= begin or words[-1].sample > start + mark.sample):
-            return  # marked already (a retried request says its words again), or out of order
-        words.append(Word(begin, end, start + mark.sample))
-
-    def _publish_words(self, utterance: Utterance) -> None:
-        """Tell the words timed since last time (once their audio exists: a retract may yet
-        take back a word marked ahead of its audio)."""
-        new = [
-            w for w in utterance.words[utterance.words_published :] if w.sample < utterance.samples
-        ]
-        if new:
-            utterance.words_published += len(new)
-            # Taken over: the words before the cut were told by the process before.
-            told = [w for w in new if w.sample >= utterance.resumed_from]
-            if told:
-                self._on_event(UtteranceWords(utterance.id, utterance.text, tuple(told)))
-
-    async def _encode(self, utterance: Utterance, encoding: _Encoding, frames: list[bytes]) -> None:
-        """Encode in batches, each playable as soon as it is done. Takes the frames out of
-        `frames` as it goes: a sentence's PCM (eSpeak hands it over whole) is let go batch by
-        batch, not kept until its last batch is done."""
-        while frames:
-            batch = frames[:BATCH_FRAMES]
-            del frames[:BATCH_FRAMES]
-            # Urgent when the listener is about to run dry (first audio above all).
-            urgent = len(utterance.frames) < URGENT_BELOW_FRAMES
-            for packet in await encoding.encode(batch, urgent, self._keeping_pcm):
-                utterance.frames.append(packet)
-                self._buffered += 1
-
-    def _retract(self, utterance: Utterance, encoding: _Encoding, byte_count: int) -> None:
-        """Take back the newest `byte_count` bytes of audio, as far as none of it was played."""
-        left = byte_count - encoding.reframer.retract(byte_count)
-        taken = 0
-        while left > 0 and utterance.frames and encoding.recent_pcm:
-            utterance.frames.pop()
-            self._buffered -= 1
-            pcm = encoding.recent_pcm.pop()
-            keep = max(0, FRAME_BYTES - left)
-            left -= FRAME_BYTES - keep
-            encoding.reframer.restore(pcm[:keep])
-            taken += 1
-        if taken:
-            encoding.restart()
-        utterance.take_back((byte_count - left) // SAMPLE_WIDTH)
-        if left:
-            log.warning("retract_too_late", extra={"utterance_id": utterance.id, "bytes": left})
-
-    def _lookahead(self) -> int:
-        return self._pcm_lookahead_frames if self._keeping_pcm else self._lookahead_frames
-
-    async def _wait_for_room(self) -> None:
-        while self._buffered >= self._lookahead():
-            self._room.clear()
-            await self._room.wait()
