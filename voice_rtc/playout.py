@@ -103,7 +103,7 @@ class Playout:
         return bool(self._replay) or any(u.has_speech for u in self._queue)
 
     def keep_pcm(self, keep: bool) -> None:
-        """Keep frames as PCM (for a listener taking PCM) or encode them (see the top)."""
+        """Keep frames as PCM (for a listener taking PCM) or encode them (synthesis.py)."""
         self._synthesis.keep_pcm(keep)
 
     def enqueue(self, text: str, final: bool = True) -> int:
