@@ -302,7 +302,8 @@ async def test_an_open_utterance_holds_the_queue_until_it_is_finished() -> None:
     assert provider.asked == ["One more.", "Two."]
 
 
-async def test_retract_takes_back_audio_not_yet_played() -> None:
+@pytest.mark.parametrize("keep_pcm", [False, True], ids=["encoded", "kept-as-pcm"])
+async def test_retract_takes_back_audio_not_yet_played(keep_pcm: bool) -> None:
     class Retracting(ScriptedProvider):
         retracts = True
 
@@ -312,8 +313,11 @@ async def test_retract_takes_back_audio_not_yet_played() -> None:
             yield b"\x02" * 1000
 
     playout = Playout(Retracting(), CODEC, lambda _e: None)
+    playout.keep_pcm(keep_pcm)
     playout.enqueue("x")
-    pcm = b"".join(f.packet for f in await play_all(playout))
+    frames = await play_all(playout)
+    assert all(isinstance(f.packet, PcmFrame) == keep_pcm for f in frames)
+    pcm = b"".join(f.packet for f in frames)
     assert pcm[:3000] == b"\x01" * 2000 + b"\x02" * 1000
     assert pcm[3000:] == bytes(len(pcm) - 3000)  # then only the padding of the last frame
 

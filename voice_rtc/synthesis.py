@@ -45,10 +45,12 @@ class _Encoding:
 
     async def encode(self, frames: Sequence[bytes], urgent: bool, keep_pcm: bool) -> list[bytes]:
         """`keep_pcm` only holds from the utterance's start: once encoding, it goes on."""
-        self.recent_pcm.extend(frames)
         if self.keeps_pcm and keep_pcm:
-            self._last_kept = frames[-1] if frames else self._last_kept
-            return [PcmFrame(frame) for frame in frames]
+            kept: list[bytes] = [PcmFrame(frame) for frame in frames]
+            self.recent_pcm.extend(kept)  # the same objects: a retract's PCM is not kept twice
+            self._last_kept = kept[-1] if kept else self._last_kept
+            return kept
+        self.recent_pcm.extend(frames)
         self.keeps_pcm = False
         if self._stream is None:
             self._stream = self.codec.new_stream()
