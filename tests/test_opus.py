@@ -12,8 +12,12 @@ from voice_rtc.opus import FrameDecoder, OpusCodec, OpusFrameEncoder, OpusSettin
 from voice_rtc.tts.tone import ToneProvider
 
 
+async def tone_pcm(text: str) -> bytes:
+    return b"".join([chunk async for chunk in ToneProvider().synthesize(text)])
+
+
 async def tone_frames(text: str) -> list[bytes]:
-    pcm = b"".join([chunk async for chunk in ToneProvider().synthesize(text)])
+    pcm = await tone_pcm(text)
     return [
         pcm[i : i + FRAME_BYTES].ljust(FRAME_BYTES, b"\0") for i in range(0, len(pcm), FRAME_BYTES)
     ]

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator, Sequence
 import numpy as np
 import pytest
 
+from tests.test_opus import tone_pcm
 from voice_rtc.audio import FRAME_BYTES
 from voice_rtc.encoding import EncodingThread
 from voice_rtc.opus import (
@@ -409,10 +410,6 @@ class CountingCodec(OpusCodec):
     ) -> list[bytes]:
         self.encoded += len(frames)
         return await super().encode(stream, frames, urgent)
-
-
-async def tone_pcm(text: str) -> bytes:
-    return b"".join([chunk async for chunk in ToneProvider().synthesize(text)])
 
 
 async def test_for_a_listener_taking_pcm_nothing_is_encoded_and_less_is_kept_ahead() -> None:

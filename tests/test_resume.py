@@ -15,11 +15,11 @@ from tests.conftest import RunningServer, StartServer, dev_token, free_port
 from tests.framecode import symbols, unwrap
 from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms
+from tests.test_opus import tone_pcm
 from voice_rtc.audio import FRAME_BYTES, mulaw_decode, mulaw_encode
 from voice_rtc.backoff import backoff_delay
 from voice_rtc.client import VoiceClient
 from voice_rtc.transports.websocket import HEADER
-from voice_rtc.tts.tone import ToneProvider
 
 FRAMES_PER_SECOND = 50
 
@@ -156,7 +156,7 @@ async def test_a_listener_taking_pcm_hears_the_voice_exactly_as_it_was_synthesiz
 ) -> None:
     """For a listener taking PCM the server keeps the speech as PCM: not encoded to Opus and
     decoded back (which costs a codec's work and is never bit-exact), but sent as it was made."""
-    tone = b"".join([chunk async for chunk in ToneProvider().synthesize("700hz 2s")])
+    tone = await tone_pcm("700hz 2s")
     expected = tone if codec == "pcm_s16le" else mulaw_decode(mulaw_encode(tone))
     async with Listener(server.url, transport="websocket", codec=codec) as client:
         await client.say("700hz 2s", tail=0.1)

@@ -68,8 +68,7 @@ class Pacer:
         self._late_after_ns = late_after_ns
         self._t0_ns: int | None = None
         self._slot = 0
-        self.slot = 0  # the one the last tick released
-        self.deadline: int = 0  # of the frame the last tick released
+        self.slot = 0  # the one the last tick released (its deadline: `deadline_ns(slot)`)
         self.stats = PacerStats()
 
     def deadline_ns(self, slot: int) -> int:
@@ -98,7 +97,6 @@ class Pacer:
             self.stats.late += 1
         self.stats.ticks += 1
         self.slot = self._slot
-        self.deadline = self.deadline_ns(self._slot)
         self._slot += 1
         return lateness
 
@@ -150,9 +148,9 @@ class Ticker:
         loop = asyncio.get_running_loop()
         while True:
             await self._pacer.tick()
-            deadline = self._pacer.deadline
+            slot = self._pacer.slot
             # By the slot, not a count of wake-ups: a stall skipped past a turn skips it.
-            streams = self._turns[self._pacer.slot % len(self._turns)]
+            streams = self._turns[slot % len(self._turns)]
             if not streams:
                 continue
             for stream in list(streams.values()):
@@ -163,7 +161,7 @@ class Ticker:
                     self.discard(stream)
             # WebRTC senders run right after this tick's callbacks: a callback queued behind
             # them sees when the last frame of the tick really left.
-            loop.call_soon(self._record, deadline)
+            loop.call_soon(self._record, self._pacer.deadline_ns(slot))
 
     def _record(self, deadline_ns: int) -> None:
         lateness_s = (self._clock.now_ns() - deadline_ns) / 1e9

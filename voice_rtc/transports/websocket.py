@@ -143,11 +143,9 @@ def pcm_of(message: AudioMessage, decoder: FrameDecoder | None = None) -> bytes:
 
 
 class WebSocketAudio:
-    """An `AudioTransport` sending a session's frames as binary messages into a `Sink`.
-
-    `packets_are_opus`: the session's frames are Opus packets (in production; tests may run the
-    playout without a codec, then its packets are the PCM itself).
-    """
+    """An `AudioTransport` sending a session's frames as binary messages into a `Sink`: each
+    frame an Opus packet, or a `PcmFrame` the playout kept unencoded for a listener taking PCM
+    (`new_stream`: the speech codec's, for the PCM frames an Opus listener still has ahead)."""
 
     kind = "websocket"
 
@@ -158,16 +156,12 @@ class WebSocketAudio:
         codec: Codec,
         ticker: Ticker,
         new_stream: Callable[[], FrameEncoder],
-        packets_are_opus: bool = True,
     ) -> None:
-        if codec is Codec.OPUS and not packets_are_opus:
-            raise ValueError("opus needs the session's frames to be Opus packets")
         self._source = source
         self._sink = sink
         self.codec = codec
         self.plays_pcm = codec is not Codec.OPUS
         self._ticker = ticker
-        self._packets_are_opus = packets_are_opus
         self._decoder: FrameDecoder | None = None  # made when first needed: PCM kept needs none
         self._catch_up = CatchUpEncoder(new_stream)
         self.held = 0  # slots skipped because the listener's socket was backed up
@@ -204,7 +198,7 @@ class WebSocketAudio:
 
     def _pcm(self, packet: bytes) -> bytes:
         """A frame as PCM: as the playout kept it, or its packet decoded."""
-        if isinstance(packet, PcmFrame) or not self._packets_are_opus:
+        if isinstance(packet, PcmFrame):
             return packet
         if self._decoder is None:
             self._decoder = FrameDecoder()
