@@ -8,8 +8,9 @@ import socket
 from pathlib import Path
 
 import aioice.ice
+import aiortc.rtcpeerconnection
 import av
-from aiortc import RTCPeerConnection, RTCRtpReceiver, rtcrtpsender
+from aiortc import RTCCertificate, RTCPeerConnection, RTCRtpReceiver, rtcrtpsender
 from aiortc.codecs import CODECS, get_encoder
 from aiortc.mediastreams import AudioStreamTrack
 
@@ -95,3 +96,13 @@ def test_aiortc_offers_no_nack_for_audio_so_its_rtp_history_can_go() -> None:
     assert "% RTP_HISTORY_SIZE" in inspect.getsource(rtcrtpsender.RTCRtpSender)
     keep_no_rtp_history()
     assert rtcrtpsender.RTP_HISTORY_SIZE == 1
+
+
+def test_a_peer_connection_still_makes_its_certificate_through_the_name_dtls_replaces() -> None:
+    # share_one_certificate() swaps the RTCCertificate rtcpeerconnection imported; the DTLS
+    # transport asks that certificate for its context with this signature.
+    source = inspect.getsource(aiortc.rtcpeerconnection.RTCPeerConnection.__init__)
+    assert "RTCCertificate.generateCertificate()" in source
+    assert aiortc.rtcpeerconnection.RTCCertificate is RTCCertificate  # type: ignore[attr-defined]
+    parameters = list(inspect.signature(RTCCertificate._create_ssl_context).parameters)
+    assert parameters == ["self", "srtp_profiles"]

@@ -12,6 +12,7 @@ from .config import Settings
 from .encoding import EncodingThread
 from .load import LoadMonitor
 from .opus import OpusCodec, OpusSettings
+from .transports.dtls import share_one_certificate
 from .transports.webrtc import (
     FrameSource,
     Silence,
@@ -40,6 +41,7 @@ class Media:
         )
         self.ticker.on_lateness = self.load.record_lateness
         keep_no_rtp_history()
+        share_one_certificate()
         self._webrtc = WebRTCOptions(
             ice_configuration(settings.ice_server_urls),
             settings.max_sdp_bytes,
