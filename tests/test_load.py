@@ -1,7 +1,7 @@
 """Admission from measured load: the busiest resource's share (loop, cores, encoder), the cost
 of a speaking stream, and the clock's lateness."""
 
-from voice_rtc.load import DEFAULT_STREAM_COST, SAMPLE_S, LoadMonitor
+from voice_rtc.load import DEFAULT_STREAM_COST, RETRY_AFTER_S, SAMPLE_S, LoadMonitor
 
 
 class Clocks:
@@ -108,3 +108,20 @@ def test_a_saturated_encoder_refuses_newcomers_while_the_loop_is_idle() -> None:
     assert verdict.reason == "busy"
     assert load.status()["encoder_percent"] == 95.0
     assert load.status()["speaking_streams"] == 40.0
+
+
+def test_a_process_full_only_of_unmeasured_newcomers_says_to_come_back_once_they_are() -> None:
+    clocks = Clocks(speaking=10)
+    load = monitor(clocks)
+    settle(load, clocks, 0.20)
+    while load.check(newcomers=1).reason == "":
+        load.admitted()
+    early = load.check(newcomers=1)
+    assert early.reason == "busy" and early.retry_after_s <= 4 * SAMPLE_S + SAMPLE_S
+    # The newcomers turned out silent: measured, they cost nothing, and there is room again.
+    clocks.run(early.retry_after_s, 0.20)
+    load.sample()
+    assert load.check(newcomers=1).reason == ""
+    # A process busy by measurement says to wait longer: its load changes in seconds.
+    settle(load, clocks, 0.80)
+    assert load.check(newcomers=1).retry_after_s == RETRY_AFTER_S

@@ -12,7 +12,10 @@ by others is no reason to turn listeners away.
 Sessions admitted since the last measurement count at the cost a speaking stream has (busy over
 the streams that spoke in the window, or a default until enough have): a newcomer is there to
 be spoken to, so a burst that connects first and speaks later cannot all slip in before its
-speech shows in the measurement. `max_sessions` stays a hard upper bound.
+speech shows in the measurement. A client refused only for such newcomers is told to come back
+once they are measured (a couple of seconds), not the `RETRY_AFTER_S` an over-busy process says:
+a crowd of silent listeners then gets in at the pace the measurement allows.
+`max_sessions` stays a hard upper bound.
 """
 
 import asyncio
@@ -34,6 +37,7 @@ DEFAULT_STREAM_COST: Final = 0.02
 FRAMES_PER_SECOND: Final = 1000 // FRAME_MS
 MIN_MEASURED_SPEAKERS: Final = 5  # streams that spoke in the window, to tell their cost
 RETRY_AFTER_S: Final = 5.0  # what a refused client is told to wait: load changes in seconds
+MIN_RETRY_AFTER_S: Final = SAMPLE_S  # told while full of newcomers not measured yet
 MIN_LATENESS_SAMPLES: Final = 50  # turns of the clock before lateness says anything
 LATENESS_QUANTILE: Final = 0.9
 BUSY_ENOUGH_TO_BLAME: Final = 0.5  # of a core: lateness below it is someone else's doing
@@ -123,8 +127,15 @@ class LoadMonitor:
         now = self._wall_time()
         while self._admitted and now - self._admitted[0] > WINDOW_SAMPLES * SAMPLE_S:
             self._admitted.popleft()
-        projected = self.busy + (len(self._admitted) + newcomers) * self.stream_cost
-        return Verdict("busy", RETRY_AFTER_S) if projected > self._max_utilization else ROOM
+        measured = self.busy + newcomers * self.stream_cost
+        if measured + len(self._admitted) * self.stream_cost <= self._max_utilization:
+            return ROOM
+        if measured > self._max_utilization:
+            return Verdict("busy", RETRY_AFTER_S)
+        # Full only of sessions too new to be measured: once the oldest of them is (what it
+        # costs may be little: silent listeners are cheap), there may be room again.
+        measured_at = self._admitted[0] + WINDOW_SAMPLES * SAMPLE_S + SAMPLE_S
+        return Verdict("busy", max(MIN_RETRY_AFTER_S, measured_at - now))
 
     def admitted(self) -> None:
         """A session started here (after `check` said there was room): count it until the
