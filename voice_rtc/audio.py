@@ -79,7 +79,7 @@ def _build_mulaw_decode_table() -> np.ndarray:
 _MULAW_DECODE: Final = _build_mulaw_decode_table()
 
 
-def mulaw_encode(pcm: bytes) -> bytes:
+def mulaw_encode(pcm: bytes | bytearray) -> bytes:
     """s16le PCM -> 8-bit mu-law (ITU-T G.711), one byte per sample."""
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
     sign = np.where(samples < 0, 0x80, 0)

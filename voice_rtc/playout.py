@@ -16,7 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .opus import Codec
+from .opus import Codec, Packet
 from .session_events import (
     EndReason,
     Heard,
@@ -43,7 +43,7 @@ class Frame:
     seq: int  # session-wide, counts every speech frame handed out
     utterance_id: int
     index: int  # position within its utterance
-    packet: bytes  # the frame, encoded by the playout's codec, or kept as a PcmFrame
+    packet: Packet  # the frame, encoded by the playout's codec, or kept as a PcmFrame
     preroll: bool = False  # played already: sent again to warm a new decoder up
 
 

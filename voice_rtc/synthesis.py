@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 from . import metrics
 from .audio import FRAME_BYTES, SAMPLE_WIDTH, Reframer
-from .opus import Codec, FrameEncoder, PcmFrame
+from .opus import Codec, FrameEncoder, Packet, PcmFrame
 from .session_events import PlayoutEvent, UtteranceWords
 from .tts.base import Retract, TTSProvider, WordMark
 from .utterance import Sentence, Utterance, Word
@@ -39,14 +39,16 @@ class _Encoding:
         self.codec = codec
         self.reframer = Reframer()
         self._stream: FrameEncoder | None = None  # made when first needed: kept PCM needs none
-        self.recent_pcm: deque[bytes] = deque(maxlen=RETRACT_FRAMES if retracts else 0)
+        self.recent_pcm: deque[Packet] = deque(maxlen=RETRACT_FRAMES if retracts else 0)
         self.keeps_pcm = keep_pcm
-        self._last_kept: bytes | None = None  # the last frame kept as PCM
+        self._last_kept: PcmFrame | None = None
 
-    async def encode(self, frames: Sequence[bytes], urgent: bool, keep_pcm: bool) -> list[bytes]:
+    async def encode(
+        self, frames: Sequence[bytes], urgent: bool, keep_pcm: bool
+    ) -> Sequence[Packet]:
         """`keep_pcm` only holds from the utterance's start: once encoding, it goes on."""
         if self.keeps_pcm and keep_pcm:
-            kept: list[bytes] = [PcmFrame(frame) for frame in frames]
+            kept = [PcmFrame(frame) for frame in frames]
             self.recent_pcm.extend(kept)  # the same objects: a retract's PCM is not kept twice
             self._last_kept = kept[-1] if kept else self._last_kept
             return kept
@@ -58,7 +60,7 @@ class _Encoding:
             return await self.codec.encode(self._stream, frames, urgent)
         # Mid-utterance: a stream warmed up on the frame before splices on without a gap.
         warm_up, self._last_kept = self._last_kept, None
-        return (await self.codec.encode(self._stream, [warm_up, *frames], urgent))[1:]
+        return (await self.codec.encode(self._stream, [bytes(warm_up), *frames], urgent))[1:]
 
     def restart(self) -> None:
         """Audio it already coded was taken back: its state no longer matches the stream."""
@@ -219,7 +221,7 @@ class Synthesis:
             pcm = encoding.recent_pcm.pop()
             keep = max(0, FRAME_BYTES - left)
             left -= FRAME_BYTES - keep
-            encoding.reframer.restore(pcm[:keep])
+            encoding.reframer.restore(bytes(pcm[:keep]))
             taken += 1
         if taken:
             encoding.restart()

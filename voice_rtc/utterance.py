@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from .audio import FRAME_SAMPLES
+from .opus import Packet
 from .tts.sentences import complete_sentences
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class Utterance:
     text: str  # everything received so far
     final: bool  # no more text will come
     max_pending_chars: int
-    frames: deque[bytes] = field(default_factory=deque)  # synthesized, not yet played
+    frames: deque[Packet] = field(default_factory=deque)  # synthesized, not yet played
     synthesized: bool = False  # synthesis finished (or failed)
     failed: bool = False
     played: int = 0

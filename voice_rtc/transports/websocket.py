@@ -36,7 +36,7 @@ from aiohttp import web
 from .. import metrics
 from ..audio import mulaw_decode, mulaw_encode
 from ..clock import Ticker
-from ..opus import CatchUpEncoder, FrameDecoder, FrameEncoder, PcmFrame
+from ..opus import CatchUpEncoder, FrameDecoder, FrameEncoder, Packet, PcmFrame
 from ..playout import Frame
 from ..session import PlayedPosition
 from .webrtc import FrameSource
@@ -113,7 +113,7 @@ _FIN_BINARY: Final = 0x82
 _SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
 
 
-def pack(frame: Frame, codec: Codec, payload: bytes) -> bytes:
+def pack(frame: Frame, codec: Codec, payload: Packet) -> bytes:
     codec_byte = codec | (WARM_UP if frame.preroll else 0)
     return (
         HEADER.pack(FORMAT_VERSION, codec_byte, frame.seq, frame.utterance_id, frame.index)
@@ -190,13 +190,13 @@ class WebSocketAudio:
         metrics.COUNTERS.frames["websocket", "speech"] += 1
         metrics.COUNTERS.bytes["websocket"] += len(payload)
 
-    def _payload(self, packet: bytes) -> bytes:
+    def _payload(self, packet: Packet) -> Packet:
         if not self.plays_pcm:
             return self._catch_up.packet(packet)
         pcm = self._pcm(packet)
         return mulaw_encode(pcm) if self.codec is Codec.MULAW else pcm
 
-    def _pcm(self, packet: bytes) -> bytes:
+    def _pcm(self, packet: Packet) -> Packet:
         """A frame as PCM: as the playout kept it, or its packet decoded."""
         if isinstance(packet, PcmFrame):
             return packet
