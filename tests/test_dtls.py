@@ -14,11 +14,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
-from tests.test_webrtc import ListSource
+from tests.test_webrtc import ListSource, real_options
 from voice_rtc.clock import Ticker
-from voice_rtc.opus import OpusFrameEncoder, OpusSettings, silent_packet
 from voice_rtc.transports.dtls import RENEW_BEFORE, SharedCertificate, share_one_certificate
-from voice_rtc.transports.webrtc import Silence, WebRTCOptions, WebRTCPeer, use_host_addresses
+from voice_rtc.transports.webrtc import Silence, WebRTCPeer, use_host_addresses
 
 FINGERPRINT = re.compile(r"^a=fingerprint:sha-256 (\S+)", re.MULTILINE)
 
@@ -33,13 +32,7 @@ async def test_every_peer_answers_with_one_certificate_and_listeners_still_hear_
     monkeypatch.setattr(aiortc.rtcpeerconnection, "RTCCertificate", aiortc.RTCCertificate)
     monkeypatch.setattr(SharedCertificate, "_current", None)
     share_one_certificate()
-    options = WebRTCOptions(
-        RTCConfiguration(iceServers=[]),
-        16384,
-        silent_packet(OpusSettings()),
-        Silence.PACKET,
-        lambda: OpusFrameEncoder(OpusSettings()),
-    )
+    options = real_options(Silence.PACKET)
     ticker = Ticker()
     ticker.start()
     peers = [WebRTCPeer(ListSource([]), ticker, options) for _ in listeners]

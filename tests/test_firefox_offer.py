@@ -11,9 +11,9 @@ import re
 
 from aiortc import RTCConfiguration, RTCPeerConnection
 
+from tests.test_webrtc import real_options
 from voice_rtc.clock import Ticker
-from voice_rtc.opus import OpusFrameEncoder, OpusSettings, silent_packet
-from voice_rtc.transports.webrtc import Silence, WebRTCOptions, WebRTCPeer, use_host_addresses
+from voice_rtc.transports.webrtc import WebRTCPeer, use_host_addresses
 
 _HOST_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.M)
 
@@ -37,13 +37,7 @@ async def firefox_like_offer(end_of_candidates: bool) -> str:
 
 async def answer_candidates(offer: str) -> list[str]:
     use_host_addresses(["127.0.0.1"])
-    options = WebRTCOptions(
-        RTCConfiguration(iceServers=[]),
-        16384,
-        silent_packet(OpusSettings()),
-        Silence.DTX,
-        lambda: OpusFrameEncoder(OpusSettings()),
-    )
+    options = real_options()
     ticker = Ticker()
     ticker.start()
     peer = WebRTCPeer(_NoFrames(), ticker, options)

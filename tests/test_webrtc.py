@@ -48,6 +48,19 @@ def speech(seq: int) -> Frame:
 
 
 SILENT = b"\xf8\xff\xfe"
+
+
+def real_options(silence: Silence = Silence.DTX) -> WebRTCOptions:
+    """What a server's peers get: no ICE servers, the real codec's silence and encoder."""
+    return WebRTCOptions(
+        RTCConfiguration(iceServers=[]),
+        16384,
+        silent_packet(OpusSettings()),
+        silence,
+        lambda: OpusFrameEncoder(OpusSettings()),
+    )
+
+
 NEW_STREAM = PassthroughCodec().new_stream  # speech(n) is a packet already: never used
 
 
@@ -172,13 +185,7 @@ async def test_a_stretch_of_speech_is_synced_before_its_utterance_is_said_to_sta
 
 async def test_the_answer_refuses_the_listeners_microphone_and_says_what_our_opus_is() -> None:
     use_host_addresses(["127.0.0.1"])
-    options = WebRTCOptions(
-        RTCConfiguration(iceServers=[]),
-        16384,
-        silent_packet(OpusSettings()),
-        Silence.DTX,
-        lambda: OpusFrameEncoder(OpusSettings()),
-    )
+    options = real_options()
     ticker = Ticker()
     ticker.start()
     server_peer = WebRTCPeer(ListSource([]), ticker, options)

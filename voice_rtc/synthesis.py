@@ -41,7 +41,7 @@ class _Encoding:
         self._stream: FrameEncoder | None = None  # made when first needed: kept PCM needs none
         self.recent_pcm: deque[Packet] = deque(maxlen=RETRACT_FRAMES if retracts else 0)
         self.keeps_pcm = keep_pcm
-        self._last_kept: PcmFrame | None = None
+        self._last_kept: PcmFrame | None = None  # the last frame kept as PCM
 
     async def encode(
         self, frames: Sequence[bytes], urgent: bool, keep_pcm: bool
