@@ -30,7 +30,8 @@ from .audio import FRAME_MS
 from .clock import TURNS
 
 SAMPLE_S: Final = 0.5
-WINDOW_SAMPLES: Final = 4  # two seconds
+WINDOW_SAMPLES: Final = 4
+WINDOW_S: Final = WINDOW_SAMPLES * SAMPLE_S  # what one measurement spans: two seconds
 # A speaking stream's share of the busiest resource, until measured: its encoding alone is
 # ~1.7% of a core (libopus at ~330 us a 20 ms frame), plus its share of the loop.
 DEFAULT_STREAM_COST: Final = 0.02
@@ -76,9 +77,7 @@ class LoadMonitor:
         self._wall_time = wall_time
         # (loop thread CPU, process CPU, encoder busy, wall) seconds, speech frames: each sample
         self._samples: deque[tuple[float, float, float, float, int]] = deque(maxlen=WINDOW_SAMPLES)
-        self._lateness: deque[float] = deque(
-            maxlen=int(WINDOW_SAMPLES * SAMPLE_S * FRAMES_PER_SECOND * TURNS)
-        )
+        self._lateness: deque[float] = deque(maxlen=int(WINDOW_S * FRAMES_PER_SECOND * TURNS))
         self._admitted: deque[float] = deque()  # when sessions were admitted, recently
         self._task: asyncio.Task[None] | None = None
         self.utilization = 0.0  # of the loop thread
@@ -125,7 +124,7 @@ class LoadMonitor:
         if late and self.process_utilization >= BUSY_ENOUGH_TO_BLAME:
             return Verdict("late", RETRY_AFTER_S)
         now = self._wall_time()
-        while self._admitted and now - self._admitted[0] > WINDOW_SAMPLES * SAMPLE_S:
+        while self._admitted and now - self._admitted[0] > WINDOW_S:
             self._admitted.popleft()
         measured = self.busy + newcomers * self.stream_cost
         if measured + len(self._admitted) * self.stream_cost <= self._max_utilization:
@@ -134,7 +133,7 @@ class LoadMonitor:
             return Verdict("busy", RETRY_AFTER_S)
         # Full only of sessions too new to be measured: once the oldest of them is (what it
         # costs may be little: silent listeners are cheap), there may be room again.
-        measured_at = self._admitted[0] + WINDOW_SAMPLES * SAMPLE_S + SAMPLE_S
+        measured_at = self._admitted[0] + WINDOW_S + SAMPLE_S
         return Verdict("busy", max(MIN_RETRY_AFTER_S, measured_at - now))
 
     def admitted(self) -> None:
