@@ -258,6 +258,12 @@ class Settings(BaseModel):
         "itself",
         gt=0,
     )
+    heap_trim_interval_s: float = setting(
+        30.0,
+        "how often the heap's free pages go back to the OS (glibc's `malloc_trim`; 0: never): "
+        "what a crowd connecting or leaving freed among memory still in use",
+        ge=0,
+    )
     # Measured with eSpeak NG speech (python -m voice_rtc.bench --quality): see the README.
     opus_bitrate: int = setting(
         24000,

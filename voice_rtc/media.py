@@ -1,5 +1,6 @@
 """The process's media engine: one clock, one speech codec (with the threads it encodes on),
-how loaded the process is, and the audio transports made from them for a session."""
+how loaded the process is, the heap its frames churn through, and the audio transports made
+from them for a session."""
 
 import asyncio
 import os
@@ -10,6 +11,7 @@ from . import metrics
 from .clock import Ticker
 from .config import Settings
 from .encoding import EncodingThread
+from .heap import HeapTrimmer
 from .load import LoadMonitor
 from .opus import OpusCodec, OpusSettings
 from .transports.dtls import share_one_certificate
@@ -40,6 +42,7 @@ class Media:
             max_lateness_s=settings.admission_lateness_ms / 1000,
         )
         self.ticker.on_lateness = self.load.record_lateness
+        self._heap = HeapTrimmer(settings.heap_trim_interval_s)
         keep_no_rtp_history()
         share_one_certificate()
         self._webrtc = WebRTCOptions(
@@ -53,8 +56,10 @@ class Media:
     def start(self) -> None:
         self.ticker.start()
         self.load.start()
+        self._heap.start()
 
     async def close(self) -> None:
+        await self._heap.stop()
         await self.load.stop()
         await self.ticker.stop()
         self._encoding.stop()

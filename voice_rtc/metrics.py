@@ -125,6 +125,16 @@ MAX_SESSIONS = Gauge(
 BUILD_INFO = Gauge(
     "voice_rtc_build_info", "Always 1: the version running", ["version"], multiprocess_mode="max"
 )
+HEAP_TRIM = Histogram(
+    "voice_rtc_heap_trim_seconds",
+    "How long each hand-back of freed heap memory to the OS took (the loop's larger allocations"
+    " wait for it)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+)
+HEAP_RETURNED = Counter(
+    "voice_rtc_heap_returned_bytes_total",
+    "Resident memory handed back to the OS from the heap's free pages",
+)
 TELEMETRY_EVENTS = Counter(
     "voice_rtc_telemetry_events_total", "Client telemetry events accepted, by type", ["type"]
 )
