@@ -12,12 +12,13 @@ import aiortc.rtcpeerconnection
 import av
 from aiortc import RTCCertificate, RTCPeerConnection, RTCRtpReceiver, rtcrtpsender
 from aiortc.codecs import CODECS, get_encoder
+from aiortc.codecs.opus import TIME_BASE as OPUS_PACKING_TIME_BASE
 from aiortc.mediastreams import AudioStreamTrack
 
 from voice_rtc import libopus
 from voice_rtc.client.playback import RECEIVER_TIMESTAMP_MAPPER
 from voice_rtc.event_loop import CappedEpollSelector, _CappedEpoll
-from voice_rtc.opus import TIME_BASE
+from voice_rtc.opus import RTP_TIME_BASE
 from voice_rtc.transports.webrtc import (
     RTP_TICKS_PER_FRAME,
     RTP_TIMESTAMP_ATTRIBUTE,
@@ -37,13 +38,14 @@ async def test_the_sender_keeps_the_last_rtp_timestamp_where_the_track_reads_it(
 
 def test_a_packets_pts_becomes_its_rtp_timestamp_unchanged() -> None:
     # recv() may return an av.Packet; aiortc's Opus encoder then only packs it, stamping it
-    # with its pts converted to 48 kHz: slot n -> 960 n, the exact map played positions need.
+    # with its pts (in RTP ticks already): slot n -> 960 n, the exact map played positions need.
     opus = next(c for c in CODECS["audio"] if c.mimeType == "audio/opus")
     encoder = get_encoder(opus)
     packet = av.Packet(b"\x68\x07")
-    packet.pts, packet.time_base = 7 * 441, TIME_BASE
+    packet.pts, packet.time_base = 7 * RTP_TICKS_PER_FRAME, RTP_TIME_BASE
     payloads, timestamp = encoder.pack(packet)
     assert payloads == [b"\x68\x07"] and timestamp == 7 * RTP_TICKS_PER_FRAME
+    assert RTP_TIME_BASE == OPUS_PACKING_TIME_BASE  # so it converts nothing (no Fractions)
 
 
 def test_aioices_host_address_hook_is_still_what_it_replaces() -> None:

@@ -77,8 +77,8 @@ async def test_track_hands_aiortc_one_packet_per_slot_stamped_with_the_slot() ->
         track.on_tick()
     packets = [await first, await track.recv(), await track.recv()]
     assert [bytes(p) for p in packets] == [speech(0).packet, speech(1).packet, SILENT]
-    assert [p.pts for p in packets] == [0, 441, 882]  # slot n: pts n * 441 at 1/22050
-    assert all(p.time_base == fractions.Fraction(1, 22050) for p in packets)
+    assert [p.pts for p in packets] == [0, 960, 1920]  # slot n: pts 960 n, in RTP ticks
+    assert all(p.time_base == fractions.Fraction(1, 48000) for p in packets)
     track.stop()
     assert len(ticker) == 0
     with pytest.raises(MediaStreamError):
@@ -114,7 +114,7 @@ async def test_with_dtx_a_silent_track_sends_next_to_nothing() -> None:
         while track._due:
             sent.append(await track.recv())
     # Speech, five silent packets to end it cleanly, then a DTX packet every 400 ms.
-    assert [p.pts // 441 for p in sent] == [0, 1, 2, 3, 4, 5, 6, 26, 46, 66, 86]
+    assert [p.pts // 960 for p in sent] == [0, 1, 2, 3, 4, 5, 6, 26, 46, 66, 86]
     assert [bytes(p) for p in sent[1:6]] == [SILENT] * 5
     assert {bytes(p) for p in sent[6:]} == {bytes([SILENT[0] & 0xFC])}  # one byte: DTX
     track.stop()

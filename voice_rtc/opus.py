@@ -27,7 +27,9 @@ OPUS_RATE: Final = 24000  # the encoder's input rate; RTP still counts Opus at 4
 OPUS_FRAME_SAMPLES: Final = OPUS_RATE * FRAME_MS // 1000  # 480
 OPUS_LOOKAHEAD: Final = libopus.Encoder(OPUS_RATE).lookahead  # what libopus holds back (6.5 ms)
 RTP_CLOCK_RATE: Final = 48000
-TIME_BASE: Final = fractions.Fraction(1, SAMPLE_RATE)
+# A packet's pts counts RTP ticks: aiortc's Opus sender then stamps it as it is, where another
+# time base costs it a conversion through Fractions (~6 us a packet, on the loop).
+RTP_TIME_BASE: Final = fractions.Fraction(1, RTP_CLOCK_RATE)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 The session's frames are Opus packets already (encoded once, as they were synthesized). The
 process's one clock (`Ticker`) hands the track each 20 ms slot's packet; aiortc's sender, which
 pulls `recv()` in a loop, gets an `av.Packet` and only packs it into RTP: no encoder, no
-resampler, no audio-level loop. The packet's pts is the slot number, so its RTP timestamp is
-origin + 960 * slot exactly, and a played RTP timestamp names the frame that was played.
+resampler, no audio-level loop. The packet's pts is the slot's RTP ticks, so its RTP timestamp
+is origin + 960 * slot exactly, and a played RTP timestamp names the frame that was played.
 
 Silence costs nothing to make: the slot's packet is a cached silent one (`silence=packet`), or,
 with `silence=dtx`, as Opus DTX does: a few silent packets right after speech (the listener's
@@ -41,9 +41,8 @@ from aiortc.sdp import SessionDescription
 from av.stream import Stream
 
 from .. import metrics
-from ..audio import FRAME_SAMPLES
 from ..clock import Ticker
-from ..opus import RTP_CLOCK_RATE, TIME_BASE, CatchUpEncoder, FrameEncoder
+from ..opus import RTP_CLOCK_RATE, RTP_TIME_BASE, CatchUpEncoder, FrameEncoder
 from ..playout import Frame
 from ..session import PlayedPosition
 
@@ -157,7 +156,7 @@ class PacketTrack(MediaStreamTrack):
     """An audio track of pre-encoded packets, one per 20 ms slot of the process's clock.
 
     It joins the clock when aiortc's sender first asks for a packet (the connection is up) and
-    leaves it when stopped. Slot n's packet has pts n * 441 (a 1/22050 time base): the RTP
+    leaves it when stopped. Slot n's packet has pts 960 n (the RTP clock's time base): the RTP
     timestamp of slot n is origin + 960 n.
     """
 
@@ -233,8 +232,8 @@ class PacketTrack(MediaStreamTrack):
             metrics.COUNTERS.frames["webrtc", "silence"] += 1
         metrics.COUNTERS.bytes["webrtc"] += len(payload)
         packet = av.Packet(payload)
-        packet.pts = slot * FRAME_SAMPLES
-        packet.time_base = TIME_BASE
+        packet.pts = slot * RTP_TICKS_PER_FRAME
+        packet.time_base = RTP_TIME_BASE
         self._due.append(packet)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
@@ -261,8 +260,7 @@ class PacketTrack(MediaStreamTrack):
             return
         last_sent = getattr(self._sender, RTP_TIMESTAMP_ATTRIBUTE, None)
         if isinstance(last_sent, int):
-            last_ticks = self._last_pts * RTP_TICKS_PER_FRAME // FRAME_SAMPLES
-            self._rtp_origin = (last_sent - last_ticks) % 2**32
+            self._rtp_origin = (last_sent - self._last_pts) % 2**32
             self._tell_runs()
 
     def _tell_runs(self) -> None:
