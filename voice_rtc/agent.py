@@ -47,6 +47,7 @@ from .protocol import (
     RECONNECT_STABLE_AFTER_MS,
     VERSION,
 )
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,7 @@ class Agent:
 
     async def close(self) -> None:
         self._stop(SessionEnded("closed by the agent"))
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        await cancel_and_wait(self._supervisor)
         if self._ws is not None:
             await self._ws.close()
         if self._http is not None:

@@ -14,7 +14,6 @@ listeners.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Final, Protocol
 
 from . import metrics
 from .audio import FRAME_NS
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +139,7 @@ class Ticker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -4,7 +4,7 @@ glibc's malloc returns memory to the OS on its own only from the top of its heap
 below memory still in use stays resident: a crowd that connects at once (every listener's
 handshake, its first second of speech made together) leaves tens of megabytes free among the
 frames still playing, and a crowd that leaves, its share of them. At 200 listeners taking PCM
-that was 20-25 MB, a third of their RSS, for as long as the process ran. `malloc_trim(0)`
+that was 20-25 MB, two fifths of their RSS, for as long as the process ran. `malloc_trim(0)`
 releases every whole free page wherever it lies (madvise), and the pages come back only if used
 again.
 
@@ -14,7 +14,6 @@ Without glibc (musl, macOS) there is no `malloc_trim` and nothing runs.
 """
 
 import asyncio
-import contextlib
 import ctypes
 import os
 import time
@@ -22,6 +21,7 @@ from collections.abc import Callable
 from functools import cache
 
 from . import metrics
+from .tasks import cancel_and_wait
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
@@ -67,10 +67,7 @@ class HeapTrimmer:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

@@ -19,7 +19,6 @@ a crowd of silent listeners then gets in at the pace the measurement allows.
 """
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Final
 
 from .audio import FRAME_MS
 from .clock import TURNS
+from .tasks import cancel_and_wait
 
 SAMPLE_S: Final = 0.5
 WINDOW_SAMPLES: Final = 4
@@ -173,10 +173,7 @@ class LoadMonitor:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:
