@@ -145,3 +145,79 @@ async def test_a_stream_that_fails_is_dropped_and_the_others_go_on() -> None:
     ticker.add(Recorder("ok", log, clock))
     await run_ticks(ticker, 10)
     assert len(ticker) == 1 and len(log) >= 10
+
+
+class Until:
+    """A stream that says when the clock has reached a frame."""
+
+    def __init__(self, ticker: Ticker, frame: int) -> None:
+        self.ticker, self.frame = ticker, frame
+        self.reached = asyncio.Event()
+
+    def on_tick(self) -> None:
+        if self.ticker.frame >= self.frame:
+            self.reached.set()
+
+
+async def until_frame(ticker: Ticker, frame: int) -> None:
+    """Let a running clock tick until it reaches `frame`."""
+    until = Until(ticker, frame)
+    ticker.add(until)
+    try:
+        async with asyncio.timeout(10):
+            await until.reached.wait()
+    finally:
+        ticker.discard(until)
+
+
+class Sleeper:
+    """A stream that notes the clock's frame each time it is ticked, and may fall asleep."""
+
+    def __init__(self, ticker: Ticker, sleep_frames: int = 0) -> None:
+        self.ticker, self.sleep_frames = ticker, sleep_frames
+        self.ticked_in: list[int] = []
+
+    def on_tick(self) -> None:
+        self.ticked_in.append(self.ticker.frame)
+        if self.sleep_frames:
+            self.ticker.sleep(self, self.sleep_frames)
+
+
+async def test_a_sleeping_stream_is_ticked_only_when_its_alarm_rings_or_it_is_woken() -> None:
+    clock = SteppingClock(0)
+    ticker = Ticker(clock)
+    sleeper, awake = Sleeper(ticker, sleep_frames=10), Sleeper(ticker)
+    ticker.add(sleeper)
+    ticker.add(awake)
+    ticker.start()
+    await until_frame(ticker, 35)
+    assert sleeper.ticked_in == [0, 10, 20, 30]  # on its alarms, in its own turn, no drift
+    assert len(awake.ticked_in) >= 35  # the others are ticked as ever
+    sleeper.sleep_frames = 0
+    woken_in = ticker.frame
+    ticker.wake(sleeper)
+    await until_frame(ticker, woken_in + 5)
+    assert sleeper.ticked_in[4] in (woken_in, woken_in + 1)  # at its turn's next slot
+    assert {b - a for a, b in itertools.pairwise(sleeper.ticked_in[4:])} == {1}  # awake again
+    sleeper.sleep_frames = 10
+    await until_frame(ticker, woken_in + 8)
+    ticker.discard(sleeper)  # asleep, then gone: its alarm rings for nobody
+    ticked = len(sleeper.ticked_in)
+    await until_frame(ticker, woken_in + 30)
+    await ticker.stop()
+    assert len(sleeper.ticked_in) == ticked and len(ticker) == 1
+
+
+async def test_an_alarm_in_slots_a_stall_skipped_still_rings() -> None:
+    clock = SteppingClock(0)
+    ticker = Ticker(clock, max_burst=2)
+    sleeper = Sleeper(ticker, sleep_frames=5)
+    ticker.add(sleeper)
+    ticker.start()
+    await until_frame(ticker, 1)
+    sleeper.sleep_frames = 0
+    clock.now += 2_000_000_000  # two seconds stalled: its alarm's slot is skipped
+    await until_frame(ticker, 110)
+    await ticker.stop()
+    assert sleeper.ticked_in[0] == 0 and sleeper.ticked_in[1] > 5  # it rang late, after it
+    assert len(sleeper.ticked_in) > 3  # and the stream ticks on

@@ -50,6 +50,8 @@ async def answer_candidates(offer: str) -> list[str]:
 
 
 class _NoFrames:
+    idle = True
+
     def next_frame(self) -> None:
         return None
 

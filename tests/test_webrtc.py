@@ -3,6 +3,7 @@
 import asyncio
 import fractions
 
+import av
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
@@ -10,7 +11,7 @@ from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 from tests.conftest import RunningServer, StartServer
 from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, rms, voiced_span
-from tests.test_clock import FakeClock
+from tests.test_clock import FakeClock, SteppingClock, until_frame
 from tests.test_opus import tone_frames
 from voice_rtc.audio import SAMPLE_RATE
 from voice_rtc.clock import Ticker
@@ -36,11 +37,18 @@ from voice_rtc.transports.webrtc import (
 
 
 class ListSource:
-    def __init__(self, frames: list[Frame | None]) -> None:
+    """Frames to play; never idle (a track on it stays on the clock) unless `idles`."""
+
+    def __init__(self, frames: list[Frame | None], idles: bool = False) -> None:
         self.frames = frames
+        self.idles = idles
 
     def next_frame(self) -> Frame | None:
         return self.frames.pop(0) if self.frames else None
+
+    @property
+    def idle(self) -> bool:
+        return self.idles and not self.frames
 
 
 def speech(seq: int) -> Frame:
@@ -118,6 +126,46 @@ async def test_with_dtx_a_silent_track_sends_next_to_nothing() -> None:
     assert [bytes(p) for p in sent[1:6]] == [SILENT] * 5
     assert {bytes(p) for p in sent[6:]} == {bytes([SILENT[0] & 0xFC])}  # one byte: DTX
     track.stop()
+
+
+class CountingTrack(PacketTrack):
+    ticks = 0
+
+    def on_tick(self) -> None:
+        self.ticks += 1
+        super().on_tick()
+
+
+async def test_an_idle_track_sleeps_between_dtx_packets_and_wakes_for_speech_on_time() -> None:
+    ticker = Ticker(SteppingClock(0))
+    source = ListSource([speech(0)], idles=True)
+    track = CountingTrack(source, ticker, SILENT, Silence.DTX, NEW_STREAM)
+    sent: list[av.Packet] = []
+    twelve_sent = asyncio.Event()
+
+    async def take() -> None:
+        while True:
+            sent.append(await track.recv())
+            if len(sent) == 12:
+                twelve_sent.set()
+
+    taking = asyncio.create_task(take())
+    await asyncio.sleep(0)  # aiortc asks: the track joins the clock
+    ticker.start()
+    await until_frame(ticker, 100)
+    # The same packets as a track ticked every 20 ms sends, stamped with the same slots...
+    assert [p.pts // 960 for p in sent] == [0, 1, 2, 3, 4, 5, 6, 26, 46, 66, 86]
+    assert track.ticks == 11  # ...ticked only for the packets it sends: asleep in between
+    source.frames.append(speech(1))  # speech is queued: the session wakes its transport
+    woken_in = ticker.frame
+    track.wake()
+    async with asyncio.timeout(10):
+        await twelve_sent.wait()
+    taking.cancel()
+    track.stop()
+    await ticker.stop()
+    assert bytes(sent[11]) == speech(1).packet
+    assert sent[11].pts // 960 in (woken_in, woken_in + 1)  # at once, in the slot it is due
 
 
 def test_a_played_rtp_timestamp_names_the_frame_sent_in_its_slot() -> None:

@@ -10,13 +10,14 @@ One clock for every session, not a sleeping coroutine per stream: a tick costs o
 many listeners there are. It turns every 5 ms, each turn ticking a quarter of the streams (each
 stream keeps its turn, so its frames are exactly 20 ms apart): a pass over every stream at once
 would make the last one's frame wait for all the others' sends, a millisecond per forty
-listeners.
+listeners. A stream with nothing to send for a while (a silent listener: most of them, most of
+the time) sleeps off the clock, costing nothing per tick, until its alarm or a wake-up.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -109,18 +110,30 @@ class Stream(Protocol):
 class Ticker:
     """The process's one 20 ms clock, in `turns` turns. A stream joins the turn with the fewest
     streams and stays in it; each turn calls its streams' `on_tick`, in the order they joined,
-    then measures how late the last of their frames left. (`max_burst`: in frames.)"""
+    then measures how late the last of their frames left. (`max_burst`: in frames.)
+
+    A stream may `sleep` for some frames: it is not ticked until then, or until `wake`. Frames
+    count on the clock's grid (`frame`) whether or not a stream was ticked in them.
+    """
 
     def __init__(self, clock: Clock | None = None, max_burst: int = 5, turns: int = TURNS) -> None:
         self._clock = clock or MonotonicClock()
         self._pacer = Pacer(self._clock, FRAME_NS // turns, max_burst * turns)
         self._turns: list[dict[int, Stream]] = [{} for _ in range(turns)]
         self._turn_of: dict[int, int] = {}  # stream id -> its turn
+        self._asleep: dict[int, int] = {}  # stream id -> the slot its alarm rings in
+        self._alarms: dict[int, list[Stream]] = {}  # slot -> streams whose alarm rings then
+        self._last_slot = -1  # the last slot ticked: alarms of slots a stall skipped ring late
         self._task: asyncio.Task[None] | None = None
         self.on_lateness: Callable[[float], None] = lambda _seconds: None
 
     def __len__(self) -> int:
         return len(self._turn_of)
+
+    @property
+    def frame(self) -> int:
+        """The 20 ms frame the clock is in: it counts every frame since the clock started."""
+        return self._pacer.slot // len(self._turns)
 
     def add(self, stream: Stream) -> None:
         if id(stream) not in self._turn_of:
@@ -131,7 +144,24 @@ class Ticker:
     def discard(self, stream: Stream) -> None:
         turn = self._turn_of.pop(id(stream), None)
         if turn is not None:
-            del self._turns[turn][id(stream)]
+            self._turns[turn].pop(id(stream), None)
+        self._asleep.pop(id(stream), None)  # its alarm, if set, rings for nobody
+
+    def sleep(self, stream: Stream, frames: int) -> None:
+        """Tick `stream` next `frames` frames from the one it was last ticked in (or at `wake`)."""
+        turn = self._turn_of.get(id(stream))
+        if turn is None:
+            return
+        slot = self._pacer.slot
+        alarm = slot - (slot - turn) % len(self._turns) + frames * len(self._turns)
+        self._turns[turn].pop(id(stream), None)
+        self._asleep[id(stream)] = alarm
+        self._alarms.setdefault(alarm, []).append(stream)
+
+    def wake(self, stream: Stream) -> None:
+        """Tick `stream` again from its turn's next slot on (it may sleep again then)."""
+        if self._asleep.pop(id(stream), None) is not None:
+            self._turns[self._turn_of[id(stream)]][id(stream)] = stream
 
     def start(self) -> None:
         if self._task is None:
@@ -146,6 +176,7 @@ class Ticker:
         while True:
             await self._pacer.tick()
             slot = self._pacer.slot
+            self._ring_alarms(slot)
             # By the slot, not a count of wake-ups: a stall skipped past a turn skips it.
             streams = self._turns[slot % len(self._turns)]
             if not streams:
@@ -159,6 +190,17 @@ class Ticker:
             # WebRTC senders run right after this tick's callbacks: a callback queued behind
             # them sees when the last frame of the tick really left.
             loop.call_soon(self._record, self._pacer.deadline_ns(slot))
+
+    def _ring_alarms(self, slot: int) -> None:
+        """Wake the streams whose alarm rings in `slot`, or rang in a slot a stall skipped."""
+        due: Sequence[int] = range(self._last_slot + 1, slot + 1)
+        if len(due) > len(self._alarms):  # a long stall: look at the alarms, not every slot
+            due = sorted(alarm for alarm in self._alarms if alarm <= slot)
+        for ringing in due:
+            for stream in self._alarms.pop(ringing, ()):
+                if self._asleep.get(id(stream)) == ringing:  # not woken, gone or re-slept since
+                    self.wake(stream)
+        self._last_slot = slot
 
     def _record(self, deadline_ns: int) -> None:
         lateness_s = (self._clock.now_ns() - deadline_ns) / 1e9

@@ -30,6 +30,7 @@ from .session_events import (
     SessionEvent,
     UtteranceEnded,
     UtteranceHeard,
+    UtteranceQueued,
 )
 from .store.records import Changes, Lease, SessionRecord, token_hash
 
@@ -57,6 +58,9 @@ class AudioTransport(Protocol):
 
     def played_seq(self, position: PlayedPosition) -> int | None:
         """The last frame seq the listener has played, given its report; None if unknown."""
+
+    def wake(self) -> None:
+        """Speech is queued: a transport asleep while the session was idle takes frames again."""
 
     async def close(self) -> None: ...
 
@@ -153,6 +157,10 @@ class Session:
     def agents(self) -> int:
         """Agent connections, here and elsewhere."""
         return len(self._agents) + len(self._remote_agents)
+
+    @property
+    def idle(self) -> bool:
+        return self.playout.idle
 
     def next_frame(self) -> Frame | None:
         if not self.sending or self.lease_valid_until < time.monotonic():
@@ -349,6 +357,8 @@ class Session:
 
     def _on_playout_event(self, event: PlayoutEvent) -> None:
         self._publish(event)
+        if isinstance(event, UtteranceQueued) and self.audio is not None:
+            self.audio.wake()
         if isinstance(event, UtteranceEnded) and not self.closed:
             task = asyncio.create_task(self._report_heard(event), name="session-heard")
             self._tasks.add(task)

@@ -11,7 +11,8 @@ with `silence=dtx`, as Opus DTX does: a few silent packets right after speech (t
 decoder settles on silence, and a jitter buffer that holds packets back, like aiortc's four, lets
 the last of the speech out), then nothing but a one-byte DTX packet every 400 ms. Browsers know
 a packet of two bytes or less for DTX: they play comfort silence and do not count the gaps as
-losses, so speech after a long silence starts cleanly.
+losses, so speech after a long silence starts cleanly. Between those packets, while its session
+has nothing queued, the track sleeps off the clock: the session wakes it when speech is queued.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ def ice_configuration(
 class FrameSource(Protocol):
     def next_frame(self) -> Frame | None: ...
 
+    @property
+    def idle(self) -> bool:
+        """Nothing to play, nor soon: a stream may sleep until it is woken."""
+
 
 class InvalidOffer(ValueError):
     pass
@@ -179,6 +184,7 @@ class PacketTrack(MediaStreamTrack):
         self._silence = silence
         self._slot = 0  # slots since the track joined the clock
         self._silent_slots = 0  # since the last speech frame
+        self._slept_in: int | None = None  # the clock's frame the track fell asleep in
         self._due: deque[av.Packet[Stream]] = deque()
         self._wake: asyncio.Future[None] | None = None
         self._ticking = False
@@ -210,6 +216,11 @@ class PacketTrack(MediaStreamTrack):
         return packet
 
     def on_tick(self) -> None:
+        if self._slept_in is not None:  # the slots slept through passed, silent
+            slept = self._ticker.frame - self._slept_in - 1
+            self._slot += slept
+            self._silent_slots += slept
+            self._slept_in = None
         slot, self._slot = self._slot, self._slot + 1
         if len(self._due) >= MAX_DUE:
             return  # aiortc is not taking packets (a stall): the audio waits, none is lost
@@ -229,6 +240,9 @@ class PacketTrack(MediaStreamTrack):
                 if since_speech % DTX_KEEPALIVE_SLOTS:
                     return
                 payload = self._dtx_packet  # at once, then every 400 ms
+                if self._source.idle:
+                    self._slept_in = self._ticker.frame
+                    self._ticker.sleep(self, DTX_KEEPALIVE_SLOTS)
             metrics.COUNTERS.frames["webrtc", "silence"] += 1
         metrics.COUNTERS.bytes["webrtc"] += len(payload)
         packet = av.Packet(payload)
@@ -237,6 +251,10 @@ class PacketTrack(MediaStreamTrack):
         self._due.append(packet)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
+
+    def wake(self) -> None:
+        """Speech is coming: take frames from the next tick on, if asleep."""
+        self._ticker.wake(self)
 
     def stop(self) -> None:
         super().stop()
@@ -374,6 +392,9 @@ class WebRTCPeer:
 
     def start(self) -> None:
         pass  # aiortc pulls from the track once the connection is up
+
+    def wake(self) -> None:
+        self.track.wake()
 
     def played_seq(self, position: PlayedPosition) -> int | None:
         if position.rtp_timestamp is None:

@@ -15,8 +15,10 @@ all big-endian. The process's one clock hands the stream a frame each 20 ms (wit
 burst after a stall); it is written to the socket there and then, without waiting, so one slow
 listener cannot hold up the tick: a listener whose socket is backed up is skipped (its audio
 waits, nothing is lost) until it drains. Silence is not sent: the listener's jitter buffer
-plays it. Opus is the frame as it was encoded; pcm_s16le and mu-law are the frame as it was
-synthesized (the playout keeps PCM for such a listener), or decoded from the packet made before.
+plays it, and while its session has nothing queued the stream sleeps off the clock until the
+session wakes it. Opus is the frame as it was encoded; pcm_s16le and mu-law are the frame as it
+was synthesized (the playout keeps PCM for such a listener), or decoded from the packet made
+before.
 
 After a resume, an Opus stream starts with up to two warm-up frames (bit 7 of the codec byte):
 frames the listener played already, sent again so that a new decoder starts in step with the
@@ -47,6 +49,7 @@ FORMAT_VERSION: Final = 1
 HEADER: Final = struct.Struct("!BBIII")
 WARM_UP: Final = 0x80  # in the codec byte: decode this frame, do not play it
 MAX_BACKLOG_BYTES: Final = 32 * 1024  # unsent on a listener's socket: past it, its audio waits
+IDLE_CHECK_FRAMES: Final = 50  # an idle stream looks again after a second, woken or not
 
 
 class Codec(IntEnum):
@@ -172,6 +175,9 @@ class WebSocketAudio:
     def played_seq(self, position: PlayedPosition) -> int | None:
         return position.seq
 
+    def wake(self) -> None:
+        self._ticker.wake(self)
+
     async def close(self) -> None:
         self._ticker.discard(self)
 
@@ -181,6 +187,8 @@ class WebSocketAudio:
             return
         frame = self._source.next_frame()
         if frame is None:
+            if self._source.idle:
+                self._ticker.sleep(self, IDLE_CHECK_FRAMES)
             return
         if frame.preroll and self.plays_pcm:
             self._pcm(frame.packet)  # warms a decoder up, if it takes one; the listener had it
