@@ -1,13 +1,17 @@
 """The voice-tuned Opus codec: one packet per frame, speech survives it, silence is cached."""
 
 import asyncio
+import os
+import sys
 import threading
+import time
 
 import numpy as np
+import pytest
 
 from tests.signal_analysis import dominant_frequency, rms
 from voice_rtc.audio import FRAME_BYTES, SILENT_FRAME
-from voice_rtc.encoding import EncodingThread
+from voice_rtc.encoding import NICENESS, EncodingThread
 from voice_rtc.opus import FrameDecoder, OpusCodec, OpusFrameEncoder, OpusSettings, silent_packet
 from voice_rtc.tts.tone import ToneProvider
 
@@ -84,6 +88,25 @@ async def test_urgent_batches_are_encoded_before_routine_ones() -> None:
     await asyncio.gather(blocker, urgent, *routine)
     thread.stop()
     assert done == ["first audio", "r0", "r1", "r2"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread's own priority is Linux's")
+async def test_the_encoding_thread_gives_way_to_the_event_loop_and_counts_its_cpu_only() -> None:
+    thread = EncodingThread()
+    encoder_id = await thread.run(threading.get_native_id)
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert os.getpriority(os.PRIO_PROCESS, encoder_id) == loop_nice + NICENESS
+    await thread.run(lambda: time.sleep(0.3))  # waiting is not work...
+    waited = thread.busy_s
+
+    def compute(cpu_s: float = 0.2) -> None:
+        started = time.thread_time()
+        while time.thread_time() - started < cpu_s:
+            pass
+
+    await thread.run(compute)  # ...computing is
+    thread.stop()
+    assert waited < 0.1 and thread.busy_s - waited >= 0.2
 
 
 def test_the_cached_silent_packet_is_small_and_decodes_to_silence() -> None:

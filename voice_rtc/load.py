@@ -66,7 +66,7 @@ class LoadMonitor:
         wall_time: Callable[[], float] = time.monotonic,
     ) -> None:
         """`speech_frames`: how many frames of speech the process has sent, so far;
-        `encoder_time`: how long its encoding thread has worked, so far (seconds)."""
+        `encoder_time`: CPU time its encoding thread has spent working, so far (seconds)."""
         self._speech_frames = speech_frames
         self._encoder_time = encoder_time
         self._cores = cores

@@ -72,6 +72,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sessions-per-worker", type=int, help="clients per worker process")
     parser.add_argument("--warmup", type=float, default=defaults.warmup, help="seconds")
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=defaults.patience,
+        help="seconds a client refused as busy keeps asking (admission lets a crowd in a few "
+        "dozen a second)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and clients")
     parser.add_argument(
         "--nice",
@@ -156,6 +163,7 @@ def options_of(args: argparse.Namespace) -> Options:
         tts=args.tts,
         probes=args.probes,
         warmup=args.warmup,
+        patience=args.patience,
         sessions_per_worker=args.sessions_per_worker,
         pin=not args.no_pin,
         nice=args.nice,

@@ -24,6 +24,7 @@ class Options:
     probes: int = 2  # extra sessions timing speak -> first audible packet, one after another
     positions: bool = True  # listeners report played positions (every position_interval_ms)
     warmup: float = 3.0
+    patience: float = 20.0  # seconds a client refused as busy keeps asking (a crowd ramps up)
     sessions_per_worker: int | None = None  # default: by transport (see run.py)
     pin: bool = True  # server on one core, clients on the others (with >= 2 cores)
     nice: int = 0  # niceness of server and clients (root may go below 0 on a shared machine)

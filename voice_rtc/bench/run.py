@@ -57,6 +57,7 @@ def worker_configs(options: Options, url: str) -> list[WorkerConfig]:
             load_texts=texts,
             probe_text=probe_text(options.tts),
             positions=options.positions,
+            patience_s=options.patience,
         )
         for talk, quiet, probes in shares
     ]

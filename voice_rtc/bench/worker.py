@@ -29,7 +29,6 @@ from .signaling import Refused
 
 LAG_PROBE_S = 0.01
 CONNECT_CONCURRENCY = 8  # per worker: parallel handshakes beyond this only queue on the CPU
-ADMISSION_PATIENCE_S = 20.0  # how long a client refused as busy keeps asking
 PIPE_LIMIT = 1 << 24
 PROBE_PAUSE_S = 0.3
 KEEPALIVE_STEP_S = 0.01
@@ -47,6 +46,7 @@ class WorkerConfig:
     load_texts: list[str]
     probe_text: str
     positions: bool = True  # report played positions, as real listeners do
+    patience_s: float = 20.0  # how long a client refused as busy keeps asking
 
     def roles(self) -> list[Role]:
         roles: list[Role] = ["probe"] * self.probes
@@ -143,11 +143,12 @@ async def _lag_probe(lags: list[tuple[float, float]]) -> None:
 async def _keep_alive(listeners: list[LeanListener], positions: bool) -> None:
     """One task for every listener's position reports and pings (not one per listener),
     spread over the interval in KEEPALIVE_STEP_S slices: real listeners are not in step, and a
-    burst of hundreds of messages at once would stall both ends for a while."""
-    interval = listeners[0].position_interval() if listeners and positions else 1.0
-    slices = max(1, round(interval / KEEPALIVE_STEP_S))
+    burst of hundreds of messages at once would stall both ends for a while. `listeners` grows
+    as they connect: a crowd let in over a minute is kept alive from the first one on."""
     step = 0
     while True:
+        interval = listeners[0].position_interval() if listeners and positions else 1.0
+        slices = max(1, round(interval / KEEPALIVE_STEP_S))
         await asyncio.sleep(interval / slices)
         now = time.monotonic()
         for listener in listeners[step % slices :: slices]:
@@ -160,15 +161,19 @@ async def _connect(
     http: aiohttp.ClientSession,
     texts: list[str],
     limit: asyncio.Semaphore,
+    patience_s: float,
+    connected: list[LeanListener],
 ) -> str | None:
     """Connect (and, for a speaking listener, ask for the load's speech); the error, or None.
-    Refused as busy, it asks again when told to, as a real client does, for a while."""
-    give_up = time.monotonic() + ADMISSION_PATIENCE_S
+    Refused as busy, it asks again when told to, as a real client does, for a while. Once up,
+    it is in `connected` (and out again if asking for speech fails)."""
+    give_up = time.monotonic() + patience_s
     try:
         while True:
             try:
                 async with limit:
                     await listener.connect(http)
+                connected.append(listener)
                 break
             except Refused as exc:
                 wait_s = float(exc.body.get("retry_after_s", 1.0)) * random.uniform(1.0, 1.5)
@@ -179,10 +184,10 @@ async def _connect(
         if listener.role == "speaking":
             for text in texts:
                 await listener.speak(text)
-    except Refused as exc:
-        return exc.code
     except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
+        if listener in connected:
+            connected.remove(listener)
+        return exc.code if isinstance(exc, Refused) else f"{type(exc).__name__}: {exc}"
     return None
 
 
@@ -206,13 +211,16 @@ async def run_worker(config: WorkerConfig) -> None:
     tasks = [asyncio.create_task(_lag_probe(lags))]
     limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
     http = aiohttp.ClientSession()
+    ok: list[LeanListener] = []
+    tasks.append(asyncio.create_task(_keep_alive(ok, config.positions)))
     try:
         errors = await asyncio.gather(
-            *(_connect(listener, http, config.load_texts, limit) for listener in listeners)
+            *(
+                _connect(listener, http, config.load_texts, limit, config.patience_s, ok)
+                for listener in listeners
+            )
         )
-        ok = [li for li, error in zip(listeners, errors, strict=True) if error is None]
         _emit({"connected": len(ok), "errors": [e for e in errors if e is not None]})
-        tasks.append(asyncio.create_task(_keep_alive(ok, config.positions)))
         tasks += [
             asyncio.create_task(li.probe(config.probe_text, PROBE_PAUSE_S))
             for li in ok
