@@ -39,7 +39,10 @@ def worker_configs(options: Options, url: str) -> list[WorkerConfig]:
     speaking = round(n * options.speaking_fraction)
     per_worker = options.sessions_per_worker or SESSIONS_PER_WORKER[options.transport]
     count = max(1, math.ceil((n + options.probes) / per_worker))
-    texts = load_texts(options.tts, options.warmup + options.seconds + TAIL_S + n * 0.05)
+    # Speech for as long as a listener may be in: through the ramp (patience), warmup and window.
+    texts = load_texts(
+        options.tts, options.patience + options.warmup + options.seconds + TAIL_S + n * 0.05
+    )
     shares = zip(
         split(speaking, count),
         split(n - speaking, count),
