@@ -221,3 +221,23 @@ async def test_an_alarm_in_slots_a_stall_skipped_still_rings() -> None:
     await ticker.stop()
     assert sleeper.ticked_in[0] == 0 and sleeper.ticked_in[1] > 5  # it rang late, after it
     assert len(sleeper.ticked_in) > 3  # and the stream ticks on
+
+
+async def test_a_newcomer_joins_the_turn_with_the_fewest_streams_counting_the_asleep() -> None:
+    clock = SteppingClock(0)
+    ticker = Ticker(clock)
+    log: list[tuple[str, int]] = []
+    streams = [Recorder(str(n), log, clock) for n in range(3 * TURNS)]
+    for stream in streams:
+        ticker.add(stream)  # stream n in turn n % TURNS
+    for stream in streams[::TURNS]:
+        ticker.sleep(stream, 1000)  # the first turn's three sleep...
+    for n in range(TURNS + 1, 3 * TURNS):
+        if n % TURNS:
+            ticker.discard(streams[n])  # ...and each other turn keeps one, awake
+    ticker.add(Recorder("newcomer", log, clock))
+    ticker.start()
+    await until_frame(ticker, 3)
+    await ticker.stop()
+    ticked_at = {name: {at for who, at in log if who == name} for name in ("1", "newcomer")}
+    assert ticked_at["newcomer"] == ticked_at["1"]  # beside the one awake, not the three asleep

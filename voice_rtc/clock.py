@@ -121,6 +121,7 @@ class Ticker:
         self._pacer = Pacer(self._clock, FRAME_NS // turns, max_burst * turns)
         self._turns: list[dict[int, Stream]] = [{} for _ in range(turns)]
         self._turn_of: dict[int, int] = {}  # stream id -> its turn
+        self._members = [0] * turns  # streams in each turn, asleep or not
         self._asleep: dict[int, int] = {}  # stream id -> the slot its alarm rings in
         self._alarms: dict[int, list[Stream]] = {}  # slot -> streams whose alarm rings then
         self._last_slot = -1  # the last slot ticked: alarms of slots a stall skipped ring late
@@ -137,13 +138,16 @@ class Ticker:
 
     def add(self, stream: Stream) -> None:
         if id(stream) not in self._turn_of:
-            turn = min(range(len(self._turns)), key=lambda t: len(self._turns[t]))
+            # By members, not the awake: a turn of sleepers is as full once they wake.
+            turn = min(range(len(self._turns)), key=self._members.__getitem__)
+            self._members[turn] += 1
             self._turn_of[id(stream)] = turn
             self._turns[turn][id(stream)] = stream
 
     def discard(self, stream: Stream) -> None:
         turn = self._turn_of.pop(id(stream), None)
         if turn is not None:
+            self._members[turn] -= 1
             self._turns[turn].pop(id(stream), None)
         self._asleep.pop(id(stream), None)  # its alarm, if set, rings for nobody
 
