@@ -109,8 +109,9 @@ class Stream(Protocol):
 
 class Ticker:
     """The process's one 20 ms clock, in `turns` turns. A stream joins the turn with the fewest
-    streams and stays in it; each turn calls its streams' `on_tick`, in the order they joined,
-    then measures how late the last of their frames left. (`max_burst`: in frames.)
+    streams and stays in it; each turn calls its streams' `on_tick`, in the order they joined
+    (or last woke), then measures how late the last of their frames left. (`max_burst`: in
+    frames.)
 
     A stream may `sleep` for some frames: it is not ticked until then, or until `wake`. Frames
     count on the clock's grid (`frame`) whether or not a stream was ticked in them.

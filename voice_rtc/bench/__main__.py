@@ -76,8 +76,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--patience",
         type=float,
         default=defaults.patience,
-        help="seconds a client refused as busy keeps asking (admission lets a crowd in a few "
-        "dozen a second)",
+        help="seconds a client refused as busy keeps asking (admission lets a big crowd in "
+        "over a minute or more)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and clients")
     parser.add_argument(
