@@ -13,7 +13,8 @@ from voice_rtc.config import Settings
 from voice_rtc.errors import ErrorCode
 from voice_rtc.media import Media
 from voice_rtc.session import Session
-from voice_rtc.transports.webrtc import InvalidOffer, RunStart, WebRTCPeer
+from voice_rtc.transports.sdp import InvalidOffer
+from voice_rtc.transports.webrtc import RunStart, WebRTCPeer
 
 from .messages import ProtocolError, Transport, message
 

@@ -24,15 +24,14 @@ from voice_rtc.opus import (
     silent_packet,
 )
 from voice_rtc.playout import Frame
+from voice_rtc.transports.sdp import OPUS_FMTP, without_mdns_candidates
 from voice_rtc.transports.webrtc import (
-    OPUS_FMTP,
     PacketTrack,
     SentFrames,
     Silence,
     WebRTCOptions,
     WebRTCPeer,
     use_host_addresses,
-    without_mdns_candidates,
 )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,6 @@ from aiortc import (
     rtcrtpsender,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.sdp import SessionDescription
 from av.stream import Stream
 
 from .. import metrics
@@ -46,6 +44,7 @@ from ..clock import Ticker
 from ..opus import RTP_CLOCK_RATE, RTP_TIME_BASE, CatchUpEncoder, FrameEncoder
 from ..playout import Frame
 from ..session import PlayedPosition
+from .sdp import InvalidOffer, check_offer, with_opus_parameters, without_mdns_candidates
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +104,6 @@ class FrameSource(Protocol):
     @property
     def idle(self) -> bool:
         """Nothing to play, nor soon: a stream may sleep until it is woken."""
-
-
-class InvalidOffer(ValueError):
-    pass
 
 
 @dataclass(slots=True)
@@ -293,50 +288,6 @@ class PacketTrack(MediaStreamTrack):
 
 RTP_TIMESTAMP_ATTRIBUTE: Final = "_RTCRtpSender__rtp_timestamp"
 
-# A browser hides its host addresses behind random `<uuid>.local` names, which only multicast DNS
-# on its own link resolves. A server never can, yet aioice tries for a second before answering;
-# connectivity checks from the browser reveal its address anyway (peer-reflexive candidates).
-_MDNS_CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ \S+\.local \d+ .*\r?\n", re.MULTILINE)
-_END_OF_CANDIDATES = re.compile(r"^a=end-of-candidates\r?\n", re.MULTILINE)
-_OPUS_RTPMAP = re.compile(r"^a=rtpmap:(\d+) opus/48000/2\r?\n", re.MULTILINE | re.IGNORECASE)
-# What our Opus is: mono (sprop-stereo=0), and mono preferred (stereo=0); FEC in-band.
-OPUS_FMTP: Final = "stereo=0;sprop-stereo=0;useinbandfec=1"
-
-
-def without_mdns_candidates(sdp: str) -> str:
-    kept, dropped = _MDNS_CANDIDATE.subn("", sdp)
-    # "That was every candidate" would then be false: aioice, told the listener has none,
-    # prunes the component and gathers none of its own (Firefox ends its list so).
-    return _END_OF_CANDIDATES.sub("", kept) if dropped else kept
-
-
-def with_opus_parameters(sdp: str) -> str:
-    """Our answer, saying what our Opus is (aiortc's answer has no fmtp line for it)."""
-    return _OPUS_RTPMAP.sub(lambda m: f"{m.group(0)}a=fmtp:{m.group(1)} {OPUS_FMTP}\r\n", sdp)
-
-
-def _check_offer(sdp: str, max_bytes: int) -> None:
-    if len(sdp.encode()) > max_bytes:
-        raise InvalidOffer(f"the offer is over {max_bytes} bytes")
-    if not sdp.startswith("v=0"):
-        raise InvalidOffer("the offer is not SDP (it must start with v=0)")
-    try:
-        description = SessionDescription.parse(sdp)
-    except Exception as exc:
-        raise InvalidOffer(f"the offer does not parse ({type(exc).__name__}: {exc})") from None
-    receives_audio = any(
-        m.kind == "audio" and m.direction in (None, "sendrecv", "recvonly")
-        for m in description.media
-    )
-    if not receives_audio:
-        raise InvalidOffer("the offer has no audio section that receives audio")
-    for media in description.media:
-        # Without these, aiortc would answer and then fail in a task of its own, later.
-        if media.dtls is None or not media.dtls.fingerprints:
-            raise InvalidOffer(f"the {media.kind} section has no DTLS fingerprint")
-        if media.ice is None or not (media.ice.usernameFragment and media.ice.password):
-            raise InvalidOffer(f"the {media.kind} section has no ICE credentials")
-
 
 @dataclass(frozen=True)
 class WebRTCOptions:
@@ -371,7 +322,7 @@ class WebRTCPeer:
 
     async def answer(self, offer_sdp: str) -> str:
         """Accept the listener's offer; returns the answer SDP (with every ICE candidate in it)."""
-        _check_offer(offer_sdp, self._max_sdp_bytes)
+        check_offer(offer_sdp, self._max_sdp_bytes)
         try:
             offer = RTCSessionDescription(without_mdns_candidates(offer_sdp), "offer")
             await self._pc.setRemoteDescription(offer)
