@@ -98,6 +98,21 @@ def test_newcomers_count_at_what_a_speaking_stream_is_measured_to_cost() -> None
     assert admitted == 5  # (75% - 50%) / 5%: each newcomer is expected to speak
 
 
+def test_once_too_few_speak_to_tell_newcomers_count_at_the_default_again() -> None:
+    clocks = Clocks(speaking=5)
+    load = monitor(clocks)
+    settle(load, clocks, 0.50)  # five speak while a crowd's setup keeps the loop busy: 10% each
+    assert abs(load.stream_cost - 0.10) < 1e-6
+    clocks.speaking = 0  # they have finished, and the crowd is in
+    settle(load, clocks, 0.05)
+    assert load.stream_cost == DEFAULT_STREAM_COST
+    admitted = 0
+    while load.check(newcomers=1).reason == "" and admitted < 100:
+        load.admitted()
+        admitted += 1
+    assert admitted == int((0.75 - 0.05) / DEFAULT_STREAM_COST)  # not (75% - 5%) / 10%
+
+
 def test_a_saturated_encoder_refuses_newcomers_while_the_loop_is_idle() -> None:
     """Speech is encoded on one thread for everyone: when it is full, speech comes late
     although the loop and the clock look fine."""

@@ -10,7 +10,7 @@ Lateness counts only while this process is busy itself (half a core or more): a 
 by others is no reason to turn listeners away.
 
 Sessions admitted since the last measurement count at the cost a speaking stream has (busy over
-the streams that spoke in the window, or a default until enough have): a newcomer is there to
+the streams that spoke in the window, or a default while too few do): a newcomer is there to
 be spoken to, so a burst that connects first and speaks later cannot all slip in before its
 speech shows in the measurement. A client refused only for such newcomers is told to come back
 once they are measured (a couple of seconds), not the `RETRY_AFTER_S` an over-busy process says:
@@ -165,6 +165,11 @@ class LoadMonitor:
         if self.speaking >= MIN_MEASURED_SPEAKERS:
             # Silent streams' cost is counted in too: an over-estimate, on the safe side.
             self.stream_cost = max(DEFAULT_STREAM_COST / 4, self.busy / self.speaking)
+        else:
+            # Too few speak to tell, so back to the default: a cost read from another moment
+            # (a crowd's setup shared among the last few speakers, five times what one costs)
+            # would keep turning listeners away from a process with nothing to do.
+            self.stream_cost = DEFAULT_STREAM_COST
 
     def start(self) -> None:
         """Sample on the loop thread (thread_time measures the thread that calls it)."""
