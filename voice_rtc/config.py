@@ -267,12 +267,12 @@ class Settings(BaseModel):
     # Measured with eSpeak NG speech (python -m voice_rtc.bench --quality): see the README.
     opus_bitrate: int = setting(
         24000,
-        "Opus bitrate for speech, bits per second (mono, 24 kHz input)",
+        "Opus bitrate for speech, bits per second (mono, wide-band: 16 kHz input)",
         ge=6000,
         le=128000,
     )
     opus_complexity: int = setting(
-        8, "Opus encoder complexity, 0 (cheapest) to 10 (best quality per bit)", ge=0, le=10
+        6, "Opus encoder complexity, 0 (cheapest) to 10 (best quality per bit)", ge=0, le=10
     )
     opus_fec: bool = setting(
         True, "Opus in-band forward error correction (a lost packet is rebuilt from the next one)"

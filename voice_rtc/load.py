@@ -32,8 +32,8 @@ from .tasks import cancel_and_wait
 SAMPLE_S: Final = 0.5
 WINDOW_SAMPLES: Final = 4
 WINDOW_S: Final = WINDOW_SAMPLES * SAMPLE_S  # what one measurement spans: two seconds
-# A speaking stream's share of the busiest resource, until measured: its encoding alone is
-# ~1.7% of a core (libopus at ~330 us a 20 ms frame), plus its share of the loop.
+# A speaking stream's share of the busiest resource, until measured: its encoding and its share
+# of the loop measure 1.2-1.7% of a core (WebRTC), so a little more, to be safe.
 DEFAULT_STREAM_COST: Final = 0.02
 FRAMES_PER_SECOND: Final = 1000 // FRAME_MS
 MIN_MEASURED_SPEAKERS: Final = 5  # streams that spoke in the window, to tell their cost

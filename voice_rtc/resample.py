@@ -1,4 +1,4 @@
-"""Streaming polyphase resampling between 22050 Hz frames and Opus's 24 kHz.
+"""Streaming polyphase resampling between 22050 Hz frames and the rate Opus codes them at.
 
 A stream keeps only its last few input samples; the filter bank is computed once per rate
 pair and shared by every stream (libswresample through PyAV builds a bank and a filter graph
@@ -6,7 +6,7 @@ per stream: 130-450 KB each, most of a speaking session's memory). The filter is
 Kaiser-windowed sinc cut off at the lower rate's Nyquist (as `scipy.signal.resample_poly`
 designs it), applied causally, so each block of input gives exactly `len * up / down` samples
 out and a frame in is a frame out; the cost is the filter's group delay, `delay` output samples
-(under a millisecond). One matrix product per block: as fast as libswresample.
+(a millisecond). One matrix product per block: as fast as libswresample.
 """
 
 from functools import cache

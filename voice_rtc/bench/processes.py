@@ -49,6 +49,13 @@ class Placement:
         server = min(cores, key=lambda c: busy[c] if c < len(busy) else 0.0)
         return cls(frozenset({server}), frozenset(cores) - {server}, nice)
 
+    @classmethod
+    def beside(cls, server_pid: int, pin: bool, nice: int = 0) -> "Placement":
+        """For a server started elsewhere (it stays where it runs): the clients on the cores
+        its affinity leaves, where it leaves any."""
+        free = frozenset(os.sched_getaffinity(0)) - frozenset(os.sched_getaffinity(server_pid))
+        return cls(None, free if pin and free else None, nice)
+
     def server_setup(self) -> Callable[[], None] | None:
         return child_setup(self.server, self.nice)
 

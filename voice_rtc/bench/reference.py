@@ -30,7 +30,6 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
-import numpy as np
 from aiohttp import WSMsgType, web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
@@ -40,7 +39,7 @@ from ..audio import FRAME_BYTES, FRAME_SAMPLES, SAMPLE_RATE, SILENT_FRAME, Refra
 from ..transports.webrtc import use_host_addresses
 from ..transports.websocket import FORMAT_VERSION, HEADER, Codec
 from ..tts.base import TTSProvider
-from ..tts.tone import AMPLITUDE, tone_spec
+from ..tts.tone import tone_pcm, tone_spec
 
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 # voice-rtc's pacing histogram buckets (voice_rtc/metrics.py), so that quantiles compare.
@@ -91,8 +90,7 @@ class Frame(NamedTuple):
 @functools.lru_cache(maxsize=16)
 def tone_table(hz: float) -> tuple[bytes, ...]:
     """One second of the tone as 50 frames; a whole-hertz tone loops on it without a click."""
-    n = np.arange(SAMPLE_RATE)
-    pcm = (AMPLITUDE * 32767 * np.sin(2 * np.pi * hz * n / SAMPLE_RATE)).astype("<i2").tobytes()
+    pcm = tone_pcm(0, SAMPLE_RATE, hz)
     return tuple(pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES))
 
 

@@ -86,7 +86,11 @@ async def prime(url: str, options: Options) -> None:
 
 async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
     server_workers = options.server_workers if target == "voice-rtc" else 1
-    placement = Placement.choose(options.pin, options.nice, server_workers=server_workers)
+    external_url = options.url if target == "voice-rtc" else None  # a server started elsewhere
+    if external_url is not None and options.server_pid is not None:
+        placement = Placement.beside(options.server_pid, options.pin, options.nice)
+    else:
+        placement = Placement.choose(options.pin, options.nice, server_workers=server_workers)
     log_path = Path(tempfile.gettempdir()) / f"voice-rtc-bench-{target}-{os.getpid()}.log"
     skipped: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
@@ -95,8 +99,8 @@ async def run_bench(options: Options, target: Target = "voice-rtc") -> Report:
             os.sched_setaffinity(0, placement.clients)
             stack.callback(os.sched_setaffinity, 0, affinity)
         server_pid: int | None
-        if options.url is not None and target == "voice-rtc":
-            url, server_pid = options.url, options.server_pid
+        if external_url is not None:
+            url, server_pid = external_url, options.server_pid
             placement = Placement(None, placement.clients, placement.nice)  # runs where it was
         else:
             sessions = options.sessions + options.probes

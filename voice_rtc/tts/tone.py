@@ -10,13 +10,15 @@ which survives Opus. A listener's recording then says which frames it played, in
 """
 
 import asyncio
+import functools
+import math
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 
-from ..audio import FRAME_SAMPLES, SAMPLE_RATE
+from ..audio import FRAME_SAMPLES, SAMPLE_RATE, SAMPLE_WIDTH
 from .base import Speech
 
 _FREQUENCY = re.compile(r"(\d+(?:\.\d+)?)\s*hz\b", re.IGNORECASE)
@@ -47,7 +49,22 @@ def tone_spec(text: str, default_frequency_hz: float) -> tuple[float, float]:
     return hz, seconds
 
 
-def _chunk(start: int, end: int, hz: float, framecode: bool) -> bytes:
+@functools.lru_cache(maxsize=16)
+def _one_period(hz: float, framecode: bool) -> bytes | None:
+    """The signal over its period (it repeats exactly after it), made once: every utterance
+    and every listener then copies slices of it, where computing each sample's sine cost more
+    than the rest of a WebSocket stream's work. None where the period is not a whole number of
+    samples within a second (a fractional frequency): such a tone is computed as it goes."""
+    if framecode:
+        samples = FRAMECODE_SYMBOLS * FRAME_SAMPLES
+    elif hz == int(hz):
+        samples = SAMPLE_RATE // math.gcd(int(hz), SAMPLE_RATE)
+    else:
+        return None
+    return _computed(0, samples, hz, framecode)
+
+
+def _computed(start: int, end: int, hz: float, framecode: bool) -> bytes:
     n = np.arange(start, end)
     if framecode:
         frequency = framecode_hz(n // FRAME_SAMPLES)
@@ -56,6 +73,21 @@ def _chunk(start: int, end: int, hz: float, framecode: bool) -> bytes:
         phase = 2 * np.pi * hz * n / SAMPLE_RATE
     pcm: bytes = (AMPLITUDE * 32767 * np.sin(phase)).astype("<i2").tobytes()
     return pcm
+
+
+def tone_pcm(start: int, end: int, hz: float, framecode: bool = False) -> bytes:
+    """Samples `start` to `end` of the tone (or of the frame code), 16-bit mono."""
+    period = _one_period(hz, framecode)
+    if period is None:
+        return _computed(start, end, hz, framecode)
+    samples = len(period) // SAMPLE_WIDTH
+    pieces = []
+    while start < end:
+        offset = start % samples
+        take = min(end - start, samples - offset)
+        pieces.append(period[offset * SAMPLE_WIDTH : (offset + take) * SAMPLE_WIDTH])
+        start += take
+    return b"".join(pieces)
 
 
 class ToneProvider:
@@ -71,9 +103,7 @@ class ToneProvider:
         total = round(seconds * SAMPLE_RATE)
         framecode = "framecode" in text.lower()
         for start in range(0, total, CHUNK_SAMPLES):
-            # Made in a function: its arrays (several times the chunk) are gone before the
-            # generator waits at `yield`, as it does most of the time.
-            yield _chunk(start, min(start + CHUNK_SAMPLES, total), hz, framecode)
+            yield tone_pcm(start, min(start + CHUNK_SAMPLES, total), hz, framecode)
             await asyncio.sleep(0)  # computing is all it does: let the event loop breathe
 
     def status(self) -> dict[str, Any]:
