@@ -51,7 +51,7 @@ def tone_spec(text: str, default_frequency_hz: float) -> tuple[float, float]:
 
 @functools.lru_cache(maxsize=16)
 def _one_period(hz: float, framecode: bool) -> bytes | None:
-    """The signal over its period (it repeats exactly after it), made once: every utterance
+    """The signal over whole periods (it repeats exactly after one), made once: every utterance
     and every listener then copies slices of it, where computing each sample's sine cost more
     than the rest of a WebSocket stream's work. None where the period is not a whole number of
     samples within a second (a fractional frequency): such a tone is computed as it goes."""
@@ -61,7 +61,8 @@ def _one_period(hz: float, framecode: bool) -> bytes | None:
         samples = SAMPLE_RATE // math.gcd(int(hz), SAMPLE_RATE)
     else:
         return None
-    return _computed(0, samples, hz, framecode)
+    repeats = -(-SAMPLE_RATE // samples)  # a second at least: a chunk is a slice or two of it
+    return _computed(0, samples * repeats, hz, framecode)
 
 
 def _computed(start: int, end: int, hz: float, framecode: bool) -> bytes:
