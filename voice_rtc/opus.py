@@ -6,7 +6,7 @@ exactly. Frames are resampled 22050 -> 16000 Hz, so Opus codes wide-band speech 
 SILK alone, mono, with in-band FEC, at a bitrate and complexity from the settings. At 24 kHz it
 would code super-wide-band (SILK and CELT together, to 12 kHz): eSpeak NG puts 0.2% of its
 energy above 8 kHz, and that band cost half as much encoding again and scored lower on PESQ-WB
-at the same bitrate (3.63 against 3.91 at 24 kbps; `python -m voice_rtc.bench --quality`). The
+at the same bitrate (3.64 against 3.90 at 24 kbps, `python -m voice_rtc.bench --quality`). The
 packets are what WebRTC sends (aiortc only packs them) and what the WebSocket fallback sends to
 browsers that decode Opus; `FrameDecoder` turns them back into 22050 Hz PCM for the others.
 
