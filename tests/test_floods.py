@@ -33,6 +33,7 @@ SETTINGS: dict[str, Any] = {
     "limit_connections_per_minute": 100_000,
     "http_timeout_s": 2,
     "admission_loop_percent": 100,
+    "admission_cpu_percent": 100,
 }
 
 Attack = Callable[[RunningServer, aiohttp.ClientSession, float], Awaitable[int]]

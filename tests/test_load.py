@@ -1,5 +1,5 @@
-"""Admission from measured load: the busiest resource's share (loop, cores, encoder), the cost
-of a speaking stream, and the clock's lateness."""
+"""Admission from measured load: the fullest resource (loop, cores, encoder, each against its
+ceiling), the cost of a speaking stream, and the clock's lateness."""
 
 from voice_rtc.load import DEFAULT_STREAM_COST, RETRY_AFTER_S, SAMPLE_S, LoadMonitor
 
@@ -31,7 +31,8 @@ def monitor(clocks: Clocks) -> LoadMonitor:
     return LoadMonitor(
         lambda: clocks.frames,
         lambda: clocks.encoder,
-        max_utilization=0.75,
+        max_loop_utilization=0.75,
+        max_cpu_utilization=0.90,
         max_lateness_s=0.010,
         thread_time=lambda: clocks.loop,
         process_time=lambda: clocks.process,
@@ -90,7 +91,7 @@ def test_newcomers_count_at_what_a_speaking_stream_is_measured_to_cost() -> None
     clocks = Clocks(speaking=10)
     load = monitor(clocks)
     settle(load, clocks, 0.50)  # 10 speaking streams keep the loop half busy: 5% each
-    assert abs(load.stream_cost - 0.05) < 1e-6
+    assert abs(load.stream_cost - 0.05 / 0.75) < 1e-6  # of the loop's 75%
     admitted = 0
     while load.check(newcomers=1).reason == "" and admitted < 100:
         load.admitted()
@@ -102,10 +103,10 @@ def test_once_too_few_speak_to_tell_newcomers_count_at_the_default_again() -> No
     clocks = Clocks(speaking=5)
     load = monitor(clocks)
     settle(load, clocks, 0.50)  # five speak while a crowd's setup keeps the loop busy: 10% each
-    assert abs(load.stream_cost - 0.10) < 1e-6
+    assert abs(load.stream_cost - 0.10 / 0.75) < 1e-6
     clocks.speaking = 0  # they have finished, and the crowd is in
     settle(load, clocks, 0.05)
-    assert load.stream_cost == DEFAULT_STREAM_COST
+    assert load.stream_cost == DEFAULT_STREAM_COST / 0.75
     admitted = 0
     while load.check(newcomers=1).reason == "" and admitted < 100:
         load.admitted()
@@ -123,6 +124,23 @@ def test_a_saturated_encoder_refuses_newcomers_while_the_loop_is_idle() -> None:
     assert verdict.reason == "busy"
     assert load.status()["encoder_percent"] == 95.0
     assert load.status()["speaking_streams"] == 40.0
+
+
+def test_encoding_may_fill_more_of_the_core_than_the_loop_may() -> None:
+    """One core, 60 speaking: the loop a quarter busy, the encoder 55%, 80% of the core in all.
+    Under the loop's 75% that would be full; encoding runs below the loop, so the cores' ceiling
+    is 90% and there is room for (90% - 80%) / (80% / 60) = 7 more."""
+    clocks = Clocks(speaking=60)
+    load = monitor(clocks)
+    settle(load, clocks, 0.25, process_share=0.80, encoder_share=0.55)
+    admitted = 0
+    while load.check(newcomers=1).reason == "" and admitted < 100:
+        load.admitted()
+        admitted += 1
+    assert admitted == 7
+    settle(load, clocks, 0.25, process_share=0.92, encoder_share=0.67)
+    assert load.check(newcomers=1).reason == "busy"
+    assert load.status()["fullness_percent"] == round(92 / 90 * 100, 1)
 
 
 def test_a_process_full_only_of_unmeasured_newcomers_says_to_come_back_once_they_are() -> None:

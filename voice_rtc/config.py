@@ -246,9 +246,16 @@ class Settings(BaseModel):
     )
     admission_loop_percent: float = setting(
         75.0,
-        "refuse new sessions (`SERVER_BUSY`, `retry_after_s`) once the busiest of the event "
-        "loop, the process's cores and the encoding thread is this busy, counting the "
-        "sessions just admitted as speaking",
+        "refuse new sessions (`SERVER_BUSY`, `retry_after_s`) once the event loop is this "
+        "busy, counting the sessions just admitted as speaking: it paces everyone, so it "
+        "keeps room for bursts",
+        ge=10,
+        le=100,
+    )
+    admission_cpu_percent: float = setting(
+        90.0,
+        "...or once the process's cores or its encoding thread are this busy: encoding runs "
+        "below the loop's priority, seconds ahead of playback, so it may fill more",
         ge=10,
         le=100,
     )

@@ -2,14 +2,17 @@
 
 An event loop that paces audio for everyone is full well before its CPU reads 100%: past that
 every listener's frames go late together. So admission is decided on what the process itself
-shows: the share of its busiest resource in use (the loop thread's CPU time over wall time, the
-cores it may run on, or the one thread that encodes everyone's speech, whichever is fullest)
+shows: how full its fullest resource is (the loop thread's CPU time over wall time, the cores it
+may run on, or the one thread that encodes everyone's speech, each against its own ceiling)
 and how late the clock's ticks left (the 90th percentile: an overloaded loop is late tick after
 tick, where a garbage collection or a burst is late once), over the last couple of seconds.
+The loop's ceiling is the lower: it must keep room for bursts, or every frame goes late. Encoding
+may fill more of the cores: it runs at a lower priority than the loop, seconds ahead of
+playback, so what it takes from the loop's ticks is only what they leave.
 Lateness counts only while this process is busy itself (half a core or more): a machine starved
 by others is no reason to turn listeners away.
 
-Sessions admitted since the last measurement count at the cost a speaking stream has (busy over
+Sessions admitted since the last measurement count at the cost a speaking stream has (fullness over
 the streams that spoke in the window, or a default while too few do): a newcomer is there to
 be spoken to, so a burst that connects first and speaks later cannot all slip in before its
 speech shows in the measurement. A client refused only for such newcomers is told to come back
@@ -32,8 +35,8 @@ from .tasks import cancel_and_wait
 SAMPLE_S: Final = 0.5
 WINDOW_SAMPLES: Final = 4
 WINDOW_S: Final = WINDOW_SAMPLES * SAMPLE_S  # what one measurement spans: two seconds
-# A speaking stream's share of the busiest resource, until measured: its encoding and its share
-# of the loop measure 1.2-1.7% of a core (WebRTC), so a little more, to be safe.
+# A speaking stream's share of a core, until measured: its encoding and its share of the loop
+# measure 1.1-1.7% of a core (WebRTC), so a little more, to be safe.
 DEFAULT_STREAM_COST: Final = 0.02
 FRAMES_PER_SECOND: Final = 1000 // FRAME_MS
 MIN_MEASURED_SPEAKERS: Final = 5  # streams that spoke in the window, to tell their cost
@@ -59,7 +62,8 @@ class LoadMonitor:
         speech_frames: Callable[[], int],
         encoder_time: Callable[[], float],
         cores: int = 1,
-        max_utilization: float = 0.75,
+        max_loop_utilization: float = 0.75,
+        max_cpu_utilization: float = 0.90,
         max_lateness_s: float = 0.010,
         thread_time: Callable[[], float] = time.thread_time,
         process_time: Callable[[], float] = time.process_time,
@@ -70,7 +74,10 @@ class LoadMonitor:
         self._speech_frames = speech_frames
         self._encoder_time = encoder_time
         self._cores = cores
-        self._max_utilization = max_utilization
+        self._max_loop_utilization = max_loop_utilization
+        self._max_cpu_utilization = max_cpu_utilization
+        # a newcomer at the default cost, as a share of the tighter ceiling
+        self._default_cost = DEFAULT_STREAM_COST / min(max_loop_utilization, max_cpu_utilization)
         self._max_lateness_s = max_lateness_s
         self._thread_time = thread_time
         self._process_time = process_time
@@ -84,19 +91,22 @@ class LoadMonitor:
         self.process_utilization = 0.0  # every thread of the process, in cores
         self.encoder_utilization = 0.0  # of the encoding thread
         self.speaking = 0.0  # streams' worth of speech sent over the window
-        self.stream_cost = DEFAULT_STREAM_COST
+        self.stream_cost = self._default_cost  # of `fullness`, per speaking stream
 
     @property
-    def busy(self) -> float:
-        """The share of what this process has that it uses: its loop thread's time, the cores
-        it may run on, or its encoding thread's time, whichever is fullest."""
+    def fullness(self) -> float:
+        """How full this process is, 1 at its ceiling: its loop thread's time, the cores it may
+        run on, or its encoding thread's time, each over its ceiling, whichever is fullest."""
         return max(
-            self.utilization, self.process_utilization / self._cores, self.encoder_utilization
+            self.utilization / self._max_loop_utilization,
+            self.process_utilization / self._cores / self._max_cpu_utilization,
+            self.encoder_utilization / self._max_cpu_utilization,
         )
 
     def status(self) -> dict[str, float]:
         """What operators see of it (in /ready)."""
         return {
+            "fullness_percent": round(self.fullness * 100, 1),
             "loop_percent": round(self.utilization * 100, 1),
             "process_percent": round(self.process_utilization * 100, 1),
             "encoder_percent": round(self.encoder_utilization * 100, 1),
@@ -126,10 +136,10 @@ class LoadMonitor:
         now = self._wall_time()
         while self._admitted and now - self._admitted[0] > WINDOW_S:
             self._admitted.popleft()
-        measured = self.busy + newcomers * self.stream_cost
-        if measured + len(self._admitted) * self.stream_cost <= self._max_utilization:
+        measured = self.fullness + newcomers * self.stream_cost
+        if measured + len(self._admitted) * self.stream_cost <= 1:
             return ROOM
-        if measured > self._max_utilization:
+        if measured > 1:
             return Verdict("busy", RETRY_AFTER_S)
         # Full only of sessions too new to be measured: once the oldest of them is (what it
         # costs may be little: silent listeners are cheap), there may be room again.
@@ -164,12 +174,12 @@ class LoadMonitor:
         self.speaking = (frames1 - frames0) / (FRAMES_PER_SECOND * elapsed)
         if self.speaking >= MIN_MEASURED_SPEAKERS:
             # Silent streams' cost is counted in too: an over-estimate, on the safe side.
-            self.stream_cost = max(DEFAULT_STREAM_COST / 4, self.busy / self.speaking)
+            self.stream_cost = max(self._default_cost / 4, self.fullness / self.speaking)
         else:
             # Too few speak to tell, so back to the default: a cost read from another moment
             # (a crowd's setup shared among the last few speakers, five times what one costs)
             # would keep turning listeners away from a process with nothing to do.
-            self.stream_cost = DEFAULT_STREAM_COST
+            self.stream_cost = self._default_cost
 
     def start(self) -> None:
         """Sample on the loop thread (thread_time measures the thread that calls it)."""

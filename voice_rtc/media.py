@@ -38,7 +38,8 @@ class Media:
             metrics.COUNTERS.speech_frames,
             lambda: self._encoding.busy_s,
             cores=len(os.sched_getaffinity(0)),
-            max_utilization=settings.admission_loop_percent / 100,
+            max_loop_utilization=settings.admission_loop_percent / 100,
+            max_cpu_utilization=settings.admission_cpu_percent / 100,
             max_lateness_s=settings.admission_lateness_ms / 1000,
         )
         self.ticker.on_lateness = self.load.record_lateness
