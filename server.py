@@ -60,7 +60,7 @@ def build_app(
     tts = tts or create_provider(settings)
     auth = Authenticator.from_settings(settings)
     limits = Limits.from_settings(settings)
-    media = Media(settings)
+    media = Media(settings, workers=slot.count if slot else 1)
     sessions = SessionRegistry(
         tts,
         media.codec,

@@ -1,7 +1,11 @@
 """Admission from measured load: the fullest resource (loop, cores, encoder, each against its
 ceiling), the cost of a speaking stream, and the clock's lateness."""
 
+import os
+
+from voice_rtc.config import Settings
 from voice_rtc.load import DEFAULT_STREAM_COST, RETRY_AFTER_S, SAMPLE_S, LoadMonitor
+from voice_rtc.media import Media
 
 
 class Clocks:
@@ -158,3 +162,26 @@ def test_a_process_full_only_of_unmeasured_newcomers_says_to_come_back_once_they
     # A process busy by measurement says to wait longer: its load changes in seconds.
     settle(load, clocks, 0.80)
     assert load.check(newcomers=1).retry_after_s == RETRY_AFTER_S
+
+
+async def test_workers_count_on_their_share_of_the_cores_only() -> None:
+    """Two workers on this machine's cores: each is full at 90% of half of them, or together
+    they would take on nearly twice what the machine has."""
+    cores = len(os.sched_getaffinity(0))
+    for workers in (1, 2):
+        media = Media(Settings(), workers=workers)
+        try:
+            assert media.load.status()["cores"] == round(cores / workers, 2)
+        finally:
+            await media.close()
+    clocks = Clocks(speaking=50)
+    load = LoadMonitor(
+        lambda: clocks.frames,
+        lambda: clocks.encoder,
+        cores=0.5,
+        thread_time=lambda: clocks.loop,
+        process_time=lambda: clocks.process,
+        wall_time=lambda: clocks.wall,
+    )
+    settle(load, clocks, 0.20, process_share=0.50, encoder_share=0.30)  # a whole half a core
+    assert load.check(newcomers=1).reason == "busy"

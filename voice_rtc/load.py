@@ -61,7 +61,7 @@ class LoadMonitor:
         self,
         speech_frames: Callable[[], int],
         encoder_time: Callable[[], float],
-        cores: int = 1,
+        cores: float = 1,
         max_loop_utilization: float = 0.75,
         max_cpu_utilization: float = 0.90,
         max_lateness_s: float = 0.010,
@@ -70,7 +70,8 @@ class LoadMonitor:
         wall_time: Callable[[], float] = time.monotonic,
     ) -> None:
         """`speech_frames`: how many frames of speech the process has sent, so far;
-        `encoder_time`: CPU time its encoding thread has spent working, so far (seconds)."""
+        `encoder_time`: CPU time its encoding thread has spent working, so far (seconds);
+        `cores`: how many cores it may count on (its share, where several processes run)."""
         self._speech_frames = speech_frames
         self._encoder_time = encoder_time
         self._cores = cores
@@ -107,6 +108,7 @@ class LoadMonitor:
         """What operators see of it (in /ready)."""
         return {
             "fullness_percent": round(self.fullness * 100, 1),
+            "cores": round(self._cores, 2),
             "loop_percent": round(self.utilization * 100, 1),
             "process_percent": round(self.process_utilization * 100, 1),
             "encoder_percent": round(self.encoder_utilization * 100, 1),

@@ -27,7 +27,8 @@ from .transports.websocket import Codec, WebSocketAudio, websocket_sink
 
 
 class Media:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, workers: int = 1) -> None:
+        """`workers`: processes like this one sharing the machine's cores (`--workers`)."""
         self._encoding = EncodingThread()
         self.codec = OpusCodec(
             OpusSettings(settings.opus_bitrate, settings.opus_complexity, settings.opus_fec),
@@ -37,7 +38,9 @@ class Media:
         self.load = LoadMonitor(
             metrics.COUNTERS.speech_frames,
             lambda: self._encoding.busy_s,
-            cores=len(os.sched_getaffinity(0)),
+            # Workers share the cores: each may count on its part of them only, or together
+            # they would take on more than the machine has.
+            cores=len(os.sched_getaffinity(0)) / workers,
             max_loop_utilization=settings.admission_loop_percent / 100,
             max_cpu_utilization=settings.admission_cpu_percent / 100,
             max_lateness_s=settings.admission_lateness_ms / 1000,
