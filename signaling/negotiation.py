@@ -33,7 +33,7 @@ async def answer_offer(
     run)`: where a stretch of speech starts in RTP time (for the listener's captions)."""
     if settings.transport == "websocket":
         raise ProtocolError(ErrorCode.TRANSPORT_NOT_ALLOWED, "this server streams over WebSocket")
-    peer = media.webrtc_peer(session)
+    peer = media.webrtc_peer(session, session.playout.link)
     transport_id = session.next_transport_id
 
     def on_state(state: str) -> None:

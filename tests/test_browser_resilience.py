@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import jwt
 import pytest
 from playwright.async_api import Page, expect
@@ -32,6 +33,7 @@ from tests.browser import (
 )
 from tests.conftest import RunningServer, StartServer
 from tests.netns import Namespace
+from tests.scrape import scrape
 from tests.tcp_proxy import tcp_proxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
@@ -272,6 +274,14 @@ async def test_loss_keeps_webrtc_until_it_is_too_much_then_the_websocket_takes_o
         assert number(lossy, "packetsLost") > 0, lossy
         assert number(lossy, "audioLevel") > 0.1, lossy
         assert lossy["transport"] == "webrtc" and lossy["state"] == "connected", lossy
+        # Chromium's receiver reports tell the server of the loss: it codes FEC for it.
+        async with aiohttp.ClientSession() as http:
+            samples = await poll(
+                lambda: scrape(http, server),
+                lambda s: s.get(("voice_rtc_lossy_listeners", "")) == 1,
+                15,
+            )
+        assert samples[("voice_rtc_lossy_listeners", "")] == 1
 
         netns.set_udp_loss(50)
         moved = await poll(lambda: client_stats(page), lambda s: s["transport"] != "webrtc", 15)

@@ -10,10 +10,17 @@ from pathlib import Path
 import aioice.ice
 import aiortc.rtcpeerconnection
 import av
-from aiortc import RTCCertificate, RTCPeerConnection, RTCRtpReceiver, rtcrtpsender
+from aiortc import (
+    RTCCertificate,
+    RTCPeerConnection,
+    RTCRemoteInboundRtpStreamStats,
+    RTCRtpReceiver,
+    rtcrtpsender,
+)
 from aiortc.codecs import CODECS, get_encoder
 from aiortc.codecs.opus import TIME_BASE as OPUS_PACKING_TIME_BASE
 from aiortc.mediastreams import AudioStreamTrack
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket
 
 from voice_rtc import libopus
 from voice_rtc.client.playback import RECEIVER_TIMESTAMP_MAPPER
@@ -32,6 +39,29 @@ async def test_the_sender_keeps_the_last_rtp_timestamp_where_the_track_reads_it(
     try:
         sender = pc.addTrack(AudioStreamTrack())
         assert hasattr(sender, RTP_TIMESTAMP_ATTRIBUTE)
+    finally:
+        await pc.close()
+
+
+async def test_a_receiver_reports_fraction_lost_is_kept_as_its_8_bit_field() -> None:
+    # PacketTrack reads the sender's remote-inbound stats for the listener's loss, and takes
+    # fractionLost as RTCP carries it (lost / 256), where WebRTC's stats give a share (0..1).
+    pc = RTCPeerConnection()
+    try:
+        sender = pc.addTrack(AudioStreamTrack())
+        lost = RtcpReceiverInfo(
+            ssrc=sender._ssrc,
+            fraction_lost=64,
+            packets_lost=9,
+            highest_sequence=99,
+            jitter=0,
+            lsr=0,
+            dlsr=0,
+        )
+        await sender._handle_rtcp_packet(RtcpRrPacket(ssrc=1, reports=[lost]))
+        stats = (await sender.getStats()).values()
+        remote = [s for s in stats if isinstance(s, RTCRemoteInboundRtpStreamStats)]
+        assert [s.fractionLost for s in remote] == [64]
     finally:
         await pc.close()
 

@@ -8,35 +8,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import RunningServer, StartServer, dev_token
 from tests.listener import Listener
+from tests.scrape import delta, scrape
 from tests.signal_analysis import voiced_span
 from voice_rtc.client import ServerError, VoiceClient
-
-
-async def scrape(
-    http: aiohttp.ClientSession, server: RunningServer
-) -> dict[tuple[str, str], float]:
-    """Every sample of /metrics: (name, sorted labels) -> value."""
-    async with http.get(server.url + "metrics") as response:
-        text = await response.text()
-    samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            samples[(sample.name, labels)] = sample.value
-    return samples
-
-
-def delta(
-    after: dict[tuple[str, str], float],
-    before: dict[tuple[str, str], float],
-    name: str,
-    labels: str = "",
-) -> float:
-    return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
 
 
 async def get_json(http: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, Any]]:

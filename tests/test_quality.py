@@ -21,10 +21,16 @@ def test_alignment_finds_the_delay() -> None:
     assert np.allclose(segment, reference * 0.5)
 
 
-async def test_quality_scores_both_paths() -> None:
+async def test_quality_scores_both_paths_and_speech_under_loss() -> None:
     report = await run_quality({}, text="Please call Stella and ask her to bring these things.")
     assert [s.target for s in report.scores] == ["voice-rtc", "reference"]
     for score in report.scores:
         assert 1.0 <= score.pesq_wb <= 4.65  # a real score; how good is the report's business
         assert score.correlation > 0.5  # aligned on the speech, not on noise
     assert "PESQ-WB" in format_quality(report)
+    # Offline, under random loss: FEC (what a lossy link gets) is what keeps the speech.
+    by_loss = {s.loss_percent: s for s in report.under_loss}
+    clean, lossy = by_loss[0], by_loss[10]
+    assert clean.pesq_wb_clean_coding > clean.pesq_wb_fec  # FEC's bits cost a clean link
+    assert lossy.pesq_wb_fec > lossy.pesq_wb_clean_coding + 0.3  # and pay back under loss
+    assert "under random loss" in format_quality(report)

@@ -282,7 +282,9 @@ class Settings(BaseModel):
         6, "Opus encoder complexity, 0 (cheapest) to 10 (best quality per bit)", ge=0, le=10
     )
     opus_fec: bool = setting(
-        True, "Opus in-band forward error correction (a lost packet is rebuilt from the next one)"
+        True,
+        "Opus in-band forward error correction (a lost packet is rebuilt from the next one), "
+        "coded while a WebRTC listener's receiver reports loss",
     )
     silence: str = setting(
         "dtx",

@@ -61,15 +61,19 @@ class Encoder:
         _check(lib.opus_encoder_init(self._state, rate, 1, application))
         self._out = ctypes.create_string_buffer(MAX_PACKET_BYTES)  # reused: one packet at a time
 
-    def configure(self, bitrate: int, complexity: int, fec: bool, loss_percent: int) -> None:
+    def configure(self, bitrate: int, complexity: int, fec: bool) -> None:
         """Variable bitrate stays on (libopus's default), as PyAV's encoder had it."""
-        for request, value in (
-            (_SET_BITRATE, bitrate),
-            (_SET_COMPLEXITY, complexity),
-            (_SET_INBAND_FEC, int(fec)),
-            (_SET_PACKET_LOSS_PERC, loss_percent),
-        ):
-            _check(self._lib.opus_encoder_ctl(self._state, request, ctypes.c_int32(value)))
+        self._set(_SET_BITRATE, bitrate)
+        self._set(_SET_COMPLEXITY, complexity)
+        self._set(_SET_INBAND_FEC, int(fec))
+
+    def expect_loss(self, percent: int) -> None:
+        """The packet loss to code for: with FEC on, above 0 (at a rate that allows it) the
+        packets carry LBRR, each the previous frame's redundant copy."""
+        self._set(_SET_PACKET_LOSS_PERC, percent)
+
+    def _set(self, request: int, value: int) -> None:
+        _check(self._lib.opus_encoder_ctl(self._state, request, ctypes.c_int32(value)))
 
     @property
     def lookahead(self) -> int:
@@ -83,6 +87,15 @@ class Encoder:
             self._lib.opus_encode(self._state, pcm, len(pcm) // 2, self._out, MAX_PACKET_BYTES)
         )
         return ctypes.string_at(self._out, size)
+
+
+def has_lbrr(packet: bytes) -> bool:
+    """Does the packet carry in-band FEC (LBRR: a redundant copy of the frame before)?"""
+    lib = library()
+    if not hasattr(lib, "opus_packet_has_lbrr"):
+        raise OpusError("this libopus predates opus_packet_has_lbrr (1.5)")
+    lib.opus_packet_has_lbrr.argtypes = [ctypes.c_char_p, ctypes.c_int32]
+    return _check(lib.opus_packet_has_lbrr(packet, len(packet))) == 1
 
 
 class Decoder:
@@ -99,4 +112,11 @@ class Decoder:
         got = _check(
             self._lib.opus_decode(self._state, packet, len(packet), self._out, self._capacity, 0)
         )
+        return ctypes.string_at(self._out, got * 2)
+
+    def recover(self, next_packet: bytes | None, samples: int) -> bytes:
+        """A lost packet's `samples`: rebuilt from the FEC (LBRR) in the packet after it where
+        that carries any, else concealed (libopus's PLC), as a receiver's jitter buffer does."""
+        data, size, fec = (next_packet, len(next_packet), 1) if next_packet else (None, 0, 0)
+        got = _check(self._lib.opus_decode(self._state, data, size, self._out, samples, fec))
         return ctypes.string_at(self._out, got * 2)

@@ -11,6 +11,7 @@ from . import metrics
 from .clock import Ticker
 from .config import Settings
 from .encoding import EncodingThread
+from .fec import LinkLoss
 from .heap import HeapTrimmer
 from .load import LoadMonitor
 from .opus import OpusCodec, OpusSettings
@@ -26,14 +27,15 @@ from .transports.webrtc import (
 from .transports.websocket import Codec, WebSocketAudio, websocket_sink
 
 
+def opus_settings(settings: Settings) -> OpusSettings:
+    return OpusSettings(settings.opus_bitrate, settings.opus_complexity, settings.opus_fec)
+
+
 class Media:
     def __init__(self, settings: Settings, workers: int = 1) -> None:
         """`workers`: processes like this one sharing the machine's cores (`--workers`)."""
         self._encoding = EncodingThread()
-        self.codec = OpusCodec(
-            OpusSettings(settings.opus_bitrate, settings.opus_complexity, settings.opus_fec),
-            self._encoding,
-        )
+        self.codec = OpusCodec(opus_settings(settings), self._encoding)
         self.ticker = Ticker()
         self.load = LoadMonitor(
             metrics.COUNTERS.speech_frames,
@@ -68,8 +70,8 @@ class Media:
         await self.ticker.stop()
         self._encoding.stop()
 
-    def webrtc_peer(self, source: FrameSource) -> WebRTCPeer:
-        return WebRTCPeer(source, self.ticker, self._webrtc)
+    def webrtc_peer(self, source: FrameSource, link: LinkLoss) -> WebRTCPeer:
+        return WebRTCPeer(source, self.ticker, self._webrtc, link)
 
     def websocket_audio(
         self,

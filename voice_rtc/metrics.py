@@ -80,6 +80,12 @@ PACING_LATENESS = Histogram(
         *(0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.25, 1.0),
     ),
 )
+LOSSY_LISTENERS = Gauge(
+    "voice_rtc_lossy_listeners",
+    "WebRTC listeners whose receiver reports say their link loses packets: their speech is coded"
+    " with Opus in-band FEC (unless opus_fec is off)",
+    multiprocess_mode="livesum",
+)
 CLIENT_UNDERRUNS = Counter(
     "voice_rtc_client_underruns_total",
     "Times a listener's jitter buffer ran dry, as clients reported them",

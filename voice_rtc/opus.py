@@ -3,12 +3,13 @@
 Each 20 ms frame (441 samples at 22050 Hz) becomes exactly one Opus packet, so a packet's
 position in its utterance is the frame's index, and an RTP timestamp maps back to a frame
 exactly. Frames are resampled 22050 -> 16000 Hz, so Opus codes wide-band speech (to 8 kHz) with
-SILK alone, mono, with in-band FEC, at a bitrate and complexity from the settings. At 24 kHz it
-would code super-wide-band (SILK and CELT together, to 12 kHz): eSpeak NG puts 0.2% of its
-energy above 8 kHz, and that band cost half as much encoding again and scored lower on PESQ-WB
-at the same bitrate (3.64 against 3.90 at 24 kbps, `python -m voice_rtc.bench --quality`). The
-packets are what WebRTC sends (aiortc only packs them) and what the WebSocket fallback sends to
-browsers that decode Opus; `FrameDecoder` turns them back into 22050 Hz PCM for the others.
+SILK alone, mono, at a bitrate and complexity from the settings, with in-band FEC while the
+listener's link loses packets (`fec.py`). At 24 kHz it would code super-wide-band (SILK and
+CELT together, to 12 kHz): eSpeak NG puts 0.2% of its energy above 8 kHz, and that band cost
+half as much encoding again and scored lower on PESQ-WB at the same bitrate (3.64 against 3.90
+at 24 kbps, `python -m voice_rtc.bench --quality`). The packets are what WebRTC sends (aiortc
+only packs them) and what the WebSocket fallback sends to browsers that decode Opus;
+`FrameDecoder` turns them back into 22050 Hz PCM for the others.
 
 The resampler is causal and exact (`resample.py`): every frame in gives one frame out, with a
 delay of a millisecond.
@@ -24,6 +25,7 @@ from typing import Final, Protocol, TypeAlias
 from . import libopus
 from .audio import FRAME_MS, SAMPLE_RATE, SAMPLE_WIDTH, SILENT_FRAME
 from .encoding import EncodingThread
+from .fec import LinkLoss
 from .resample import Resampler
 
 OPUS_RATE: Final = 16000  # the encoder's input rate; RTP still counts Opus at 48 kHz
@@ -39,8 +41,9 @@ RTP_TIME_BASE: Final = fractions.Fraction(1, RTP_CLOCK_RATE)
 class OpusSettings:
     bitrate: int = 24000  # bits per second
     complexity: int = 6  # 0 (cheapest) .. 10 (best)
-    fec: bool = True  # in-band forward error correction: a lost packet is rebuilt from the next
-    expected_loss_percent: int = 5  # how much redundancy FEC carries
+    # In-band forward error correction (a lost packet is rebuilt from the next), coded while the
+    # listener's link reports loss (fec.py).
+    fec: bool = True
 
 
 # A frame a playout kept as PCM instead of encoding it (its listener took PCM): sent as it is
@@ -69,7 +72,8 @@ class Codec(Protocol):
     name: str
     delay_samples: int
 
-    def new_stream(self) -> FrameEncoder: ...
+    def new_stream(self, link: LinkLoss | None = None) -> FrameEncoder:
+        """`link`: the listener's, whose loss says whether to code FEC (None: a lossless one)."""
 
     async def encode(
         self, stream: FrameEncoder, frames: Sequence[bytes], urgent: bool = False
@@ -87,17 +91,17 @@ def _split(pcm: bytes, frame_bytes: int) -> list[bytes]:
 class OpusFrameEncoder:
     """libopus for one stream. Not thread-safe: one batch at a time."""
 
-    def __init__(self, settings: OpusSettings) -> None:
+    def __init__(self, settings: OpusSettings, link: LinkLoss | None = None) -> None:
         self._encoder = libopus.Encoder(OPUS_RATE)
-        self._encoder.configure(
-            settings.bitrate,
-            settings.complexity,
-            settings.fec,
-            settings.expected_loss_percent if settings.fec else 0,
-        )
+        self._encoder.configure(settings.bitrate, settings.complexity, settings.fec)
+        self._link = link if settings.fec else None
+        self._coded_loss_percent = 0
         self._resampler = Resampler(SAMPLE_RATE, OPUS_RATE)
 
     def encode(self, frames: Sequence[bytes]) -> list[bytes]:
+        if self._link is not None and self._link.coded_loss_percent != self._coded_loss_percent:
+            self._coded_loss_percent = self._link.coded_loss_percent
+            self._encoder.expect_loss(self._coded_loss_percent)
         # libopus answers every 20 ms frame with one packet at once (its look-ahead is inside
         # the codec, not in the API), which is what keeps packets and frames 1:1.
         pcm = self._resampler.push(b"".join(frames))
@@ -116,8 +120,8 @@ class OpusCodec:
         self.settings = settings
         self._thread = thread
 
-    def new_stream(self) -> OpusFrameEncoder:
-        return OpusFrameEncoder(self.settings)
+    def new_stream(self, link: LinkLoss | None = None) -> OpusFrameEncoder:
+        return OpusFrameEncoder(self.settings, link)
 
     async def encode(
         self, stream: FrameEncoder, frames: Sequence[bytes], urgent: bool = False
@@ -176,7 +180,7 @@ class PassthroughCodec:
         def encode(self, frames: Sequence[bytes]) -> list[bytes]:
             return list(frames)
 
-    def new_stream(self) -> FrameEncoder:
+    def new_stream(self, link: LinkLoss | None = None) -> FrameEncoder:
         return self._Stream()
 
     async def encode(

@@ -16,6 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from .fec import LinkLoss
 from .opus import Codec, Packet
 from .session_events import (
     EndReason,
@@ -67,8 +68,10 @@ class Playout:
         self._max_queued = max_queued
         self._max_pending_chars = max_pending_chars
         self._queue: deque[Utterance] = deque()
+        # The listener's link as its receiver reports it: whether speech is coded with FEC.
+        self.link = LinkLoss()
         self._synthesis = Synthesis(
-            tts, codec, self._queue, on_event, lookahead_frames, pcm_lookahead_frames
+            tts, codec, self.link, self._queue, on_event, lookahead_frames, pcm_lookahead_frames
         )
         self._next_id = 1
         self._seq = 0
@@ -274,6 +277,7 @@ class Playout:
         if worker is not None:
             await asyncio.gather(worker, return_exceptions=True)
         self._queue.clear()
+        self.link.reset()
 
     def _end(self, utterance: Utterance, reason: EndReason) -> None:
         self.version += 1

@@ -286,6 +286,7 @@ class Session:
         metrics.ACTIVE_SESSIONS.labels(transport.kind if transport else "none").inc()
         if old is not None:
             await old.close()
+        self.playout.link.reset()  # FEC follows the new link's reports, if it sends any
         if old is not None or transport is not None:
             self._publish(ListenerChanged("transport", transport.kind if transport else "none"))
         if transport is None:

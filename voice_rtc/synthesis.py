@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from . import metrics
 from .audio import FRAME_BYTES, SAMPLE_WIDTH, Reframer
+from .fec import LinkLoss
 from .opus import Codec, FrameEncoder, Packet, PcmFrame
 from .session_events import PlayoutEvent, UtteranceWords
 from .tts.base import Retract, TTSProvider, WordMark
@@ -35,8 +36,9 @@ class _Encoding:
     for a provider that may take back audio it already handed over, the newest frames' PCM.
     `keep_pcm`: the frames stay PCM until `encode` is told otherwise."""
 
-    def __init__(self, codec: Codec, retracts: bool, keep_pcm: bool) -> None:
+    def __init__(self, codec: Codec, link: LinkLoss, retracts: bool, keep_pcm: bool) -> None:
         self.codec = codec
+        self._link = link
         self.reframer = Reframer()
         self._stream: FrameEncoder | None = None  # made when first needed: kept PCM needs none
         self.recent_pcm: deque[Packet] = deque(maxlen=RETRACT_FRAMES if retracts else 0)
@@ -55,7 +57,7 @@ class _Encoding:
         self.recent_pcm.extend(frames)
         self.keeps_pcm = False
         if self._stream is None:
-            self._stream = self.codec.new_stream()
+            self._stream = self.codec.new_stream(self._link)
         if self._last_kept is None:
             return await self.codec.encode(self._stream, frames, urgent)
         # Mid-utterance: a stream warmed up on the frame before splices on without a gap.
@@ -75,6 +77,7 @@ class Synthesis:
         self,
         tts: TTSProvider,
         codec: Codec,
+        link: LinkLoss,
         queue: deque[Utterance],
         on_event: Callable[[PlayoutEvent], None],
         lookahead_frames: int,
@@ -82,6 +85,7 @@ class Synthesis:
     ) -> None:
         self._tts = tts
         self._codec = codec
+        self._link = link
         self._queue = queue
         self._on_event = on_event
         self._lookahead_frames = lookahead_frames
@@ -123,7 +127,7 @@ class Synthesis:
             await self._synthesize(pending)
 
     async def _synthesize(self, utterance: Utterance) -> None:
-        encoding = _Encoding(self._codec, self._tts.retracts, self._keeping_pcm)
+        encoding = _Encoding(self._codec, self._link, self._tts.retracts, self._keeping_pcm)
         try:
             try:
                 await self._speak(utterance, encoding)

@@ -6,7 +6,8 @@ The same eSpeak NG speech goes through real WebRTC twice: from voice-rtc with it
 (aiortc's default encoder: resampled to 48 kHz, Opus at its default bitrate). Each is recorded,
 decoded, at an aiortc client, resampled to 16 kHz, aligned to the original by
 cross-correlation and scored against it. 4.64 is PESQ-WB's ceiling; above ~4 is
-indistinguishable from the original for most listeners.
+indistinguishable from the original for most listeners. Loopback loses nothing: how the speech
+survives loss, with the FEC a lossy link gets and without, is measured offline (`loss.py`).
 """
 
 import asyncio
@@ -27,6 +28,7 @@ from ..audio import SAMPLE_RATE
 from ..transports.webrtc import use_host_addresses
 from . import BenchError
 from .listener import RECORD_RATE, LeanListener
+from .loss import LossScore, format_under_loss, under_loss
 from .options import Target
 from .processes import Placement, server_command, start_server
 from .speech import QUALITY_TEXT
@@ -48,6 +50,7 @@ class QualityReport:
     scores: list[Score]
     settings: dict[str, str]
     settings_skipped: list[str]
+    under_loss: list[LossScore]
 
 
 def optional(module: str) -> Any:
@@ -122,7 +125,8 @@ async def run_quality(
     settings: Mapping[str, str], pin: bool = True, text: str = QUALITY_TEXT
 ) -> QualityReport:
     optional("pesq")
-    original = to_16k(await synthesize(text))
+    speech = await synthesize(text)
+    original = to_16k(speech)
     placement = Placement.choose(pin)
     scores = []
     skipped: list[str] = []
@@ -136,7 +140,8 @@ async def run_quality(
             recorded = await record(url, text)
         log_path.unlink(missing_ok=True)
         scores.append(score(target, original, recorded))
-    return QualityReport(scores, dict(settings), skipped)
+    lossy = under_loss(speech, settings, lambda got: score("", original, got).pesq_wb)
+    return QualityReport(scores, dict(settings), skipped, lossy)
 
 
 def format_quality(report: QualityReport) -> str:
@@ -153,4 +158,5 @@ def format_quality(report: QualityReport) -> str:
     lines.append(f"voice-rtc ran with {given}; the reference with aiortc's default encoder.")
     if report.settings_skipped:
         lines.append(f"this server does not accept {', '.join(report.settings_skipped)}")
+    lines += format_under_loss(report.under_loss)
     return "\n".join(lines)

@@ -13,6 +13,9 @@ the last of the speech out), then nothing but a one-byte DTX packet every 400 ms
 a packet of two bytes or less for DTX: they play comfort silence and do not count the gaps as
 losses, so speech after a long silence starts cleanly. Between those packets, while its session
 has nothing queued, the track sleeps off the clock: the session wakes it when speech is queued.
+
+Once a second of packets the track looks for the listener's latest receiver report (RTCP RR):
+the share it lost says whether its speech is coded with in-band FEC (`voice_rtc.fec`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +36,7 @@ from aiortc import (
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRemoteInboundRtpStreamStats,
     RTCRtpSender,
     RTCSessionDescription,
     rtcrtpsender,
@@ -41,6 +46,7 @@ from av.stream import Stream
 
 from .. import metrics
 from ..clock import Ticker
+from ..fec import LinkLoss
 from ..opus import RTP_CLOCK_RATE, RTP_TIME_BASE, CatchUpEncoder, FrameEncoder
 from ..playout import Frame
 from ..session import PlayedPosition
@@ -52,6 +58,7 @@ RTP_TICKS_PER_FRAME: Final = RTP_CLOCK_RATE // 50  # 960: Opus RTP runs at 48 kH
 DTX_KEEPALIVE_SLOTS: Final = 20  # a packet every 400 ms while silent, as Opus DTX sends
 DTX_TRAILING_SLOTS: Final = 5  # silent packets right after speech
 MAX_DUE: Final = 8  # packets waiting for aiortc's sender; past it the track holds its frames
+REPORTS_EVERY_FRAMES: Final = 50  # how often (a second) the track looks for a new receiver report
 _all_host_addresses = aioice.ice.get_host_addresses
 
 
@@ -169,9 +176,13 @@ class PacketTrack(MediaStreamTrack):
         silent_packet: bytes,
         silence: Silence,
         new_stream: Callable[[], FrameEncoder],
+        link: LinkLoss | None = None,
     ) -> None:
         super().__init__()
         self._source = source
+        self._link = link
+        self._reports_due = 0  # the clock's frame at which to look for a receiver report
+        self._last_report: RTCRemoteInboundRtpStreamStats | None = None
         self._catch_up = CatchUpEncoder(new_stream)
         self._ticker = ticker
         self._silent_packet = silent_packet
@@ -208,7 +219,22 @@ class PacketTrack(MediaStreamTrack):
             raise MediaStreamError
         packet = self._due.popleft()
         self._last_pts = packet.pts
+        if self._link is not None and self._ticker.frame >= self._reports_due:
+            self._reports_due = self._ticker.frame + REPORTS_EVERY_FRAMES
+            await self._read_receiver_report(self._link)
         return packet
+
+    async def _read_receiver_report(self, link: LinkLoss) -> None:
+        """Tell `link` the listener's loss if a receiver report (RTCP RR) came since the last
+        look: aiortc keeps the latest in the sender's stats. (getStats never waits: this is a
+        look at a dict, in the sender's own loop, not another task.)"""
+        if self._sender is None:
+            return
+        for stats in (await self._sender.getStats()).values():
+            if isinstance(stats, RTCRemoteInboundRtpStreamStats) and stats is not self._last_report:
+                self._last_report = stats  # a new object for each report
+                # aiortc gives the report's own field: lost / 256 since the report before.
+                link.report(stats.fractionLost / 256, time.monotonic())
 
     def on_tick(self) -> None:
         if self._slept_in is not None:  # the slots slept through passed, silent
@@ -304,11 +330,18 @@ class WebRTCPeer:
     kind = "webrtc"
     plays_pcm = False
 
-    def __init__(self, source: FrameSource, ticker: Ticker, options: WebRTCOptions) -> None:
+    def __init__(
+        self,
+        source: FrameSource,
+        ticker: Ticker,
+        options: WebRTCOptions,
+        link: LinkLoss | None = None,
+    ) -> None:
+        """`link`: where the listener's receiver reports go (what its speech is coded for)."""
         self._pc = RTCPeerConnection(options.configuration)
         self._max_sdp_bytes = options.max_sdp_bytes
         self.track = PacketTrack(
-            source, ticker, options.silent_packet, options.silence, options.new_stream
+            source, ticker, options.silent_packet, options.silence, options.new_stream, link
         )
         self.on_state: Callable[[str], None] = lambda _state: None
 
