@@ -14,8 +14,8 @@ a packet of two bytes or less for DTX: they play comfort silence and do not coun
 losses, so speech after a long silence starts cleanly. Between those packets, while its session
 has nothing queued, the track sleeps off the clock: the session wakes it when speech is queued.
 
-Once a second of packets the track looks for the listener's latest receiver report (RTCP RR):
-the share it lost says whether its speech is coded with in-band FEC (`voice_rtc.fec`).
+Once a second while it sends speech, the track looks for the listener's latest receiver report
+(RTCP RR): the share it lost says whether its speech is coded with in-band FEC (`voice_rtc.fec`).
 """
 
 from __future__ import annotations
@@ -219,7 +219,9 @@ class PacketTrack(MediaStreamTrack):
             raise MediaStreamError
         packet = self._due.popleft()
         self._last_pts = packet.pts
-        if self._link is not None and self._ticker.frame >= self._reports_due:
+        # Only while speaking: FEC is for speech, and silence (DTX) has too few packets to say.
+        speaking = self._silent_slots == 0
+        if self._link is not None and speaking and self._ticker.frame >= self._reports_due:
             self._reports_due = self._ticker.frame + REPORTS_EVERY_FRAMES
             await self._read_receiver_report(self._link)
         return packet
