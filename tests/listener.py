@@ -4,8 +4,12 @@ heard, and loses its connection as a network failure would. What tests ask of a 
 what an app needs."""
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.rtp import RtpPacket
 
 from voice_rtc.client import (
     ClientState,
@@ -105,3 +109,17 @@ class Listener(VoiceClient):
                 await future
         finally:
             self._waiters.remove(waiter)
+
+
+def spy_on_rtp(receiver: RTCRtpReceiver) -> list[tuple[float, RtpPacket]]:
+    """Every RTP packet aiortc's receiver takes from now on (after SRTP), and when: the receiver
+    goes on with each as ever (it decodes, plays, and sends its receiver reports)."""
+    received: list[tuple[float, RtpPacket]] = []
+    handle = receiver._handle_rtp_packet
+
+    async def spied(packet: RtpPacket, arrival_time_ms: int) -> None:
+        received.append((time.monotonic(), packet))
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = spied  # type: ignore[method-assign]
+    return received

@@ -2,14 +2,12 @@
 and full quality without it on a clean link."""
 
 import time
-from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCRtpReceiver
 
 from tests.conftest import StartServer
-from tests.listener import Listener
+from tests.listener import Listener, spy_on_rtp
 from tests.netns import Namespace
 from tests.scrape import scrape
 from tests.test_browser_resilience import JWT_SECRET, app_token
@@ -90,15 +88,13 @@ async def test_a_lossy_link_gets_fec_and_a_clean_one_none(
     )
     client = Listener(server.url, token=app_token())
     use_host_addresses([netns.host_ip])  # the Listener offers loopback only, for a loopback URL
-    received: list[tuple[float, bytes]] = []
     try:
         await client.connect()
         assert client.pc is not None
-        receiver = client.pc.getTransceivers()[0].receiver
-        spy_on_payloads(receiver, received)
+        received = spy_on_rtp(client.pc.getTransceivers()[0].receiver)
 
         await client.say("440hz 3s")
-        clean = [payload for _, payload in received if len(payload) > 2]
+        clean = [p.payload for _, p in received if len(p.payload) > 2]
         assert len(clean) >= 140
         assert not any(map(libopus.has_lbrr, clean)), "FEC on a link that loses nothing"
 
@@ -106,7 +102,7 @@ async def test_a_lossy_link_gets_fec_and_a_clean_one_none(
         received.clear()
         started = time.monotonic()
         await client.say("440hz 8s")
-        late = [p for at, p in received if at > started + 5 and len(p) > 2]
+        late = [p.payload for at, p in received if at > started + 5 and len(p.payload) > 2]
         assert netns.dropped_packets() > 20
         assert len(late) > 100, len(late)
         protected = sum(map(libopus.has_lbrr, late))
@@ -116,15 +112,3 @@ async def test_a_lossy_link_gets_fec_and_a_clean_one_none(
     finally:
         await client.close()
         use_host_addresses(None)
-
-
-def spy_on_payloads(receiver: RTCRtpReceiver, into: list[tuple[float, bytes]]) -> None:
-    """Keep each RTP packet's payload as aiortc's receiver takes it (after SRTP), then let the
-    receiver go on as ever: it decodes, plays, and sends its receiver reports."""
-    handle = receiver._handle_rtp_packet
-
-    async def spied(packet: Any, arrival_time_ms: int) -> None:
-        into.append((time.monotonic(), packet.payload))
-        await handle(packet, arrival_time_ms)
-
-    receiver._handle_rtp_packet = spied  # type: ignore[method-assign]

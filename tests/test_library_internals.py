@@ -26,11 +26,8 @@ from voice_rtc import libopus
 from voice_rtc.client.playback import RECEIVER_TIMESTAMP_MAPPER
 from voice_rtc.event_loop import CappedEpollSelector, _CappedEpoll
 from voice_rtc.opus import RTP_TIME_BASE
-from voice_rtc.transports.webrtc import (
-    RTP_TICKS_PER_FRAME,
-    RTP_TIMESTAMP_ATTRIBUTE,
-    keep_no_rtp_history,
-)
+from voice_rtc.transports.rtp import keep_no_rtp_history
+from voice_rtc.transports.webrtc import RTP_TICKS_PER_FRAME, RTP_TIMESTAMP_ATTRIBUTE
 
 
 async def test_the_sender_keeps_the_last_rtp_timestamp_where_the_track_reads_it() -> None:

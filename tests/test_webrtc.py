@@ -9,7 +9,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError
 
 from tests.conftest import RunningServer, StartServer
-from tests.listener import Listener
+from tests.listener import Listener, spy_on_rtp
 from tests.signal_analysis import dominant_frequency, rms, voiced_span
 from tests.test_clock import FakeClock, SteppingClock, until_frame
 from tests.test_opus import tone_frames
@@ -253,6 +253,24 @@ async def test_the_answer_refuses_the_listeners_microphone_and_says_what_our_opu
         await server_peer.close()
         await ticker.stop()
     assert server_peer.track.readyState == "ended"
+
+
+async def test_packets_carry_no_mid_extension_and_reach_the_listener_by_their_ssrc(
+    server: RunningServer,
+) -> None:
+    """The MID header extension would be 8 bytes of every packet: the answer leaves it out, and
+    the listener (which offered it) routes the packets by the SSRC the answer names."""
+    async with Listener(server.url) as client:
+        assert client.pc is not None
+        received = spy_on_rtp(client.pc.getTransceivers()[0].receiver)
+        await client.say("440hz 1s")
+        offer, answer = client.pc.localDescription.sdp, client.pc.remoteDescription.sdp
+    assert "urn:ietf:params:rtp-hdrext:sdes:mid" in offer
+    assert "urn:ietf:params:rtp-hdrext:sdes:mid" not in answer and "a=ssrc:" in answer
+    assert len(received) > 50
+    assert all(packet.extensions.mid is None for _, packet in received)
+    pcm = client.recording.pcm
+    assert abs(dominant_frequency(pcm) - 440) <= 3
 
 
 def test_browser_mdns_candidates_are_dropped_from_offers() -> None:

@@ -43,6 +43,9 @@ TTS_PROVIDERS = ("espeak", "tone", "cartesia")
 TRANSPORTS = ("auto", "webrtc", "websocket")
 SILENCE_MODES = ("dtx", "packet")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The speech codec's defaults (voice_rtc.opus), chosen with the benchmark's quality check.
+OPUS_BITRATE = 28000
+OPUS_COMPLEXITY = 6
 README_BEGIN = "<!-- settings: made by `python -m voice_rtc.config --markdown`; do not edit -->"
 README_END = "<!-- end of settings -->"
 
@@ -273,13 +276,16 @@ class Settings(BaseModel):
     )
     # Measured with eSpeak NG speech (python -m voice_rtc.bench --quality): see the README.
     opus_bitrate: int = setting(
-        24000,
+        OPUS_BITRATE,
         "Opus bitrate for speech, bits per second (mono, wide-band: 16 kHz input)",
         ge=6000,
         le=128000,
     )
     opus_complexity: int = setting(
-        6, "Opus encoder complexity, 0 (cheapest) to 10 (best quality per bit)", ge=0, le=10
+        OPUS_COMPLEXITY,
+        "Opus encoder complexity, 0 (cheapest) to 10 (best quality per bit)",
+        ge=0,
+        le=10,
     )
     opus_fec: bool = setting(
         True,

@@ -16,13 +16,13 @@ from .heap import HeapTrimmer
 from .load import LoadMonitor
 from .opus import OpusCodec, OpusSettings
 from .transports.dtls import share_one_certificate
+from .transports.rtp import keep_no_rtp_history, send_no_mid
 from .transports.webrtc import (
     FrameSource,
     Silence,
     WebRTCOptions,
     WebRTCPeer,
     ice_configuration,
-    keep_no_rtp_history,
 )
 from .transports.websocket import Codec, WebSocketAudio, websocket_sink
 
@@ -50,6 +50,7 @@ class Media:
         self.ticker.on_lateness = self.load.record_lateness
         self._heap = HeapTrimmer(settings.heap_trim_interval_s)
         keep_no_rtp_history()
+        send_no_mid()
         share_one_certificate()
         self._webrtc = WebRTCOptions(
             ice_configuration(settings.ice_server_urls),

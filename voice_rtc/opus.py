@@ -24,6 +24,7 @@ from typing import Final, Protocol, TypeAlias
 
 from . import libopus
 from .audio import FRAME_MS, SAMPLE_RATE, SAMPLE_WIDTH, SILENT_FRAME
+from .config import OPUS_BITRATE, OPUS_COMPLEXITY
 from .encoding import EncodingThread
 from .fec import LinkLoss
 from .resample import Resampler
@@ -39,8 +40,8 @@ RTP_TIME_BASE: Final = fractions.Fraction(1, RTP_CLOCK_RATE)
 
 @dataclass(frozen=True)
 class OpusSettings:
-    bitrate: int = 24000  # bits per second
-    complexity: int = 6  # 0 (cheapest) .. 10 (best)
+    bitrate: int = OPUS_BITRATE  # bits per second
+    complexity: int = OPUS_COMPLEXITY  # 0 (cheapest) .. 10 (best)
     # In-band forward error correction (a lost packet is rebuilt from the next), coded while the
     # listener's link reports loss (fec.py).
     fec: bool = True

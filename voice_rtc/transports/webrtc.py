@@ -39,7 +39,6 @@ from aiortc import (
     RTCRemoteInboundRtpStreamStats,
     RTCRtpSender,
     RTCSessionDescription,
-    rtcrtpsender,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.stream import Stream
@@ -60,13 +59,6 @@ DTX_TRAILING_SLOTS: Final = 5  # silent packets right after speech
 MAX_DUE: Final = 8  # packets waiting for aiortc's sender; past it the track holds its frames
 REPORTS_EVERY_FRAMES: Final = 50  # how often (a second) the track looks for a new receiver report
 _all_host_addresses = aioice.ice.get_host_addresses
-
-
-def keep_no_rtp_history() -> None:
-    """aiortc keeps each sender's last 128 RTP packets to answer NACKs, which it negotiates for
-    video only: for our audio senders nobody asks, and the history is ~50 KB a session. One
-    will do. (For the whole process: the server's, not the benchmark's stock reference.)"""
-    rtcrtpsender.RTP_HISTORY_SIZE = 1  # type: ignore[attr-defined]  # imported from aiortc.rtp
 
 
 def dtx_packet(silent_packet: bytes) -> bytes:
