@@ -6,16 +6,13 @@ import asyncio
 import itertools
 import os
 import re
-import secrets
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import jwt
 import pytest
 from playwright.async_api import Page, expect
 
@@ -35,19 +32,12 @@ from tests.conftest import RunningServer, StartServer
 from tests.netns import Namespace
 from tests.scrape import scrape
 from tests.tcp_proxy import tcp_proxy
+from tests.tokens import JWT_ENV, app_token
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 expect.set_options(timeout=10_000)
 
 _namespaces = itertools.count()
-JWT_SECRET = secrets.token_urlsafe(32)
-
-
-def app_token(user: str = "listener") -> str:
-    """A client token as an app's backend issues it (HS256, the claims voice_rtc/auth.py wants)."""
-    now = int(time.time())
-    claims = {"sub": user, "aud": "voice-rtc", "iat": now, "exp": now + 600}
-    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
 @pytest.fixture
@@ -236,7 +226,7 @@ async def test_loss_keeps_webrtc_until_it_is_too_much_then_the_websocket_takes_o
     say; the page and the signaling come through a proxy on 127.0.0.1 (TCP, untouched), which
     also makes the page a secure context, where AudioWorklets exist."""
     server = await start_server(
-        env={"VOICE_RTC_JWT_SECRET": JWT_SECRET},  # beyond loopback: no dev mode
+        env=JWT_ENV,  # beyond loopback: no dev mode
         wrap=netns.exec_prefix(),
         host=netns.ip,
         fallback_loss_percent=20,

@@ -10,8 +10,8 @@ from tests.conftest import StartServer
 from tests.listener import Listener, spy_on_rtp
 from tests.netns import Namespace
 from tests.scrape import scrape
-from tests.test_browser_resilience import JWT_SECRET, app_token
 from tests.test_opus import tone_frames
+from tests.tokens import JWT_ENV, app_token
 from voice_rtc import libopus, metrics
 from voice_rtc.fec import DECAY_S, FEC_LOSS_PERCENT, LinkLoss
 from voice_rtc.opus import OpusFrameEncoder, OpusSettings
@@ -80,7 +80,7 @@ async def test_a_lossy_link_gets_fec_and_a_clean_one_none(
     listener, whose receiver reports (RTCP) say how much it lost. Its packets are looked at as
     its receiver takes them: the Opus payloads, carrying LBRR or not."""
     server = await start_server(
-        env={"VOICE_RTC_JWT_SECRET": JWT_SECRET},
+        env=JWT_ENV,
         wrap=netns.exec_prefix(),
         host=netns.ip,
         lookahead_ms=1000,  # FEC starts with the next batch encoded: a second ahead at most

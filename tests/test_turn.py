@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jwt
 import pytest
 from aioice.stun import TransactionFailed
 from aiortc import (
@@ -29,6 +28,7 @@ from tests.conftest import RunningServer, StartServer
 from tests.coturn import Coturn, running_coturn, turn_allocation
 from tests.listener import Listener
 from tests.signal_analysis import dominant_frequency, voiced_span
+from tests.tokens import JWT_ENV, app_token
 from voice_rtc.client import VoiceClient
 from voice_rtc.transports.webrtc import use_host_addresses
 from voice_rtc.turn import turn_credentials
@@ -36,7 +36,6 @@ from voice_rtc.turn import turn_credentials
 pytestmark = pytest.mark.timeout(60)
 
 TTL_S = 900
-JWT_SECRET = secrets.token_urlsafe(32)
 USER = "listener-42"
 
 
@@ -48,21 +47,14 @@ async def coturn(tmp_path: Path) -> AsyncIterator[Coturn]:
         print(server.log_tail(80))
 
 
-def token(user: str = USER) -> str:
-    """A client token as the app's backend would issue it (HS256, the claims auth.py wants)."""
-    now = int(time.time())
-    claims = {"sub": user, "aud": "voice-rtc", "iat": now, "exp": now + 600}
-    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
-
-
 async def start_with_turn(
     start_server: StartServer, coturn: Coturn, authenticated: bool = True
 ) -> RunningServer:
     """The media server handing out credentials for `coturn`; with `authenticated`, users
-    present `token()`s (otherwise dev mode: the server mints its own for loopback pages)."""
+    present app tokens (otherwise dev mode: the server mints its own for loopback pages)."""
     env = {"VOICE_RTC_TURN_SECRET": coturn.secret}
     if authenticated:
-        env["VOICE_RTC_JWT_SECRET"] = JWT_SECRET
+        env.update(JWT_ENV)
     return await start_server(env=env, turn_urls=coturn.url, turn_ttl_s=TTL_S)
 
 
@@ -93,7 +85,7 @@ async def test_welcome_hands_out_working_time_limited_credentials(
 ) -> None:
     server = await start_with_turn(start_server, coturn)
     before = time.time()
-    async with VoiceClient(server.url, transport="websocket", token=token()) as client:
+    async with VoiceClient(server.url, transport="websocket", token=app_token(USER)) as client:
         welcome = client.welcome
     after = time.time()
 
@@ -119,7 +111,7 @@ async def test_relay_only_client_hears_the_tone_through_coturn(
     start_server: StartServer, coturn: Coturn
 ) -> None:
     server = await start_with_turn(start_server, coturn)
-    client = Listener(server.url, relay_only=True, token=token())
+    client = Listener(server.url, relay_only=True, token=app_token(USER))
     try:
         try:
             await client.connect()
@@ -300,7 +292,7 @@ async def relay_only_attempt(
         pc.addTransceiver("audio", direction="recvonly")
         await pc.setLocalDescription(await pc.createOffer())
         async with aiohttp.ClientSession() as http, http.ws_connect(server.ws_url) as ws:
-            await ws.send_json({"type": "hello", "version": 1, "token": token(), "id": 1})
+            await ws.send_json({"type": "hello", "version": 1, "token": app_token(USER), "id": 1})
             await receive(ws, "welcome")
             await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp, "id": 2})
             answer = await receive(ws, "answer")
