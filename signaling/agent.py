@@ -110,11 +110,11 @@ class AgentConnection(Channel):
         if local is not None:
             local.join_agent(self)
             self._local = local
-            self.spawn(self._forward(local.events_after, msg.last_event), "agent-events")
+            events_after = local.events_after
         else:
             await self._say_present(record.session_id)
             self.spawn(self._keep_present(record.session_id), "agent-presence")
-            self.spawn(self._forward(self._stored_events(record), msg.last_event), "agent-events")
+            events_after = self._stored_events(record)
         log.info(
             "agent_joined",
             extra={
@@ -125,6 +125,9 @@ class AgentConnection(Channel):
         )
         state = await commands.ask(self._sessions, record.session_id, {"type": "state"})
         await self.reply(msg.id, agent_welcome(record, state, self.settings))
+        # Only now: the welcome answers the hello before any event (they follow it from the
+        # last one the agent saw, so none is missed while the state was asked for).
+        self.spawn(self._forward(events_after, msg.last_event), "agent-events")
 
     async def _forward(self, events_after: Any, last_sent: int) -> None:
         while True:

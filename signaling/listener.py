@@ -151,11 +151,11 @@ class ListenerConnection(Channel):
             await previous.replaced()
         self._session = session
         self.said_hello()
-        self.spawn(self._forward_events(session, msg.last_event), "events")
         if resumed:
             log.info("session_resumed", extra={"session_id": session.id})
         welcome = listener_welcome(session, self.settings, self._ice_servers(), resumed)
         await self.reply(msg.id, welcome)
+        self.spawn(self._forward_events(session, msg.last_event), "events")  # after the welcome
 
     def _ice_servers(self) -> list[dict[str, Any]]:
         settings = self.settings
