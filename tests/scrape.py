@@ -27,3 +27,8 @@ def delta(
     labels: str = "",
 ) -> float:
     return after.get((name, labels), 0.0) - before.get((name, labels), 0.0)
+
+
+async def sample(http: aiohttp.ClientSession, server: RunningServer, name: str) -> float:
+    """One unlabelled sample (a gauge), 0 while the server has none."""
+    return (await scrape(http, server)).get((name, ""), 0.0)

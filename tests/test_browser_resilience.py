@@ -30,7 +30,7 @@ from tests.browser import (
 )
 from tests.conftest import RunningServer, StartServer
 from tests.netns import Namespace
-from tests.scrape import scrape
+from tests.scrape import sample
 from tests.tcp_proxy import tcp_proxy
 from tests.tokens import JWT_ENV, app_token
 
@@ -61,6 +61,12 @@ async def hears_440_hz(page: Page) -> None:
 def number(stats: dict[str, Any], name: str) -> float:
     """A statistic, 0 while unknown (undefined in the page, None here)."""
     return float(stats.get(name) or 0)
+
+
+async def lossy_listeners(server: RunningServer) -> float:
+    """Listeners the server codes FEC for, as its receiver reports say they lose packets."""
+    async with aiohttp.ClientSession() as http:
+        return await sample(http, server, "voice_rtc_lossy_listeners")
 
 
 async def session_id(page: Page) -> str:
@@ -265,19 +271,14 @@ async def test_loss_keeps_webrtc_until_it_is_too_much_then_the_websocket_takes_o
         assert number(lossy, "audioLevel") > 0.1, lossy
         assert lossy["transport"] == "webrtc" and lossy["state"] == "connected", lossy
         # Chromium's receiver reports tell the server of the loss: it codes FEC for it.
-        async with aiohttp.ClientSession() as http:
-            samples = await poll(
-                lambda: scrape(http, server),
-                lambda s: s.get(("voice_rtc_lossy_listeners", "")) == 1,
-                15,
-            )
-        assert samples[("voice_rtc_lossy_listeners", "")] == 1
+        assert await poll(lambda: lossy_listeners(server), lambda n: n == 1, 15) == 1
 
         netns.set_udp_loss(50)
         moved = await poll(lambda: client_stats(page), lambda s: s["transport"] != "webrtc", 15)
         assert moved["transport"] == "websocket" and moved["state"] == "degraded", moved
         reasons = [t.get("reason") for t in await page.evaluate("transports")]
         assert reasons == [None, "packet_loss"], reasons
+        assert await poll(lambda: lossy_listeners(server), lambda n: n == 0, 5) == 0  # TCP
         await analyse_websocket_audio(page)
         await hears_440_hz(page)
         assert await page.evaluate("ended") == []  # the same utterance goes on

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import StartServer
 from tests.listener import Listener, spy_on_rtp
 from tests.netns import Namespace
-from tests.scrape import scrape
+from tests.scrape import sample
 from tests.test_opus import tone_frames
 from tests.tokens import JWT_ENV, app_token
 from voice_rtc import libopus, metrics
@@ -108,7 +108,7 @@ async def test_a_lossy_link_gets_fec_and_a_clean_one_none(
         protected = sum(map(libopus.has_lbrr, late))
         assert protected > 0.9 * len(late), f"{protected} of {len(late)} carry FEC"
         async with aiohttp.ClientSession() as http:
-            assert (await scrape(http, server))[("voice_rtc_lossy_listeners", "")] == 1
+            assert await sample(http, server, "voice_rtc_lossy_listeners") == 1
     finally:
         await client.close()
         use_host_addresses(None)
