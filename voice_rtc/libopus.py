@@ -43,6 +43,8 @@ def library() -> ctypes.CDLL:
     lib.opus_encode.argtypes = [c_void_p, c_char_p, c_int, c_char_p, ctypes.c_int32]
     lib.opus_decode.argtypes = [c_void_p, c_char_p, ctypes.c_int32, c_char_p, c_int, c_int]
     lib.opus_strerror.restype = c_char_p
+    if hasattr(lib, "opus_packet_has_lbrr"):  # libopus 1.5 and later
+        lib.opus_packet_has_lbrr.argtypes = [c_char_p, ctypes.c_int32]
     return lib
 
 
@@ -94,7 +96,6 @@ def has_lbrr(packet: bytes) -> bool:
     lib = library()
     if not hasattr(lib, "opus_packet_has_lbrr"):
         raise OpusError("this libopus predates opus_packet_has_lbrr (1.5)")
-    lib.opus_packet_has_lbrr.argtypes = [ctypes.c_char_p, ctypes.c_int32]
     return _check(lib.opus_packet_has_lbrr(packet, len(packet))) == 1
 
 
